@@ -1,0 +1,1 @@
+"""Package data: the .arch grammar (`arch.lark`), installed as `sparsemod_dsl.grammar`."""

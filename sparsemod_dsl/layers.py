@@ -1,0 +1,283 @@
+"""The layer catalogue: every layer the language knows, its arguments and shape rule.
+
+Each `LayerSpec` says which arguments a layer takes (with types, defaults and
+legal ranges) and how it maps an input `Shape` to an output `Shape`. Shape
+rules work on intervals, so the checker can run them over a whole space and
+validation over one point. Builders and cost models (later backends) key on
+the same layer names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Mapping, Union
+
+from .shapes import Interval, Kind, Shape
+
+ArgType = Literal["int", "float", "bool", "padding"]
+#: What an argument can be during shape inference: numbers as intervals,
+#: flags and padding modes as the set of values they can take.
+ArgValue = Union[Interval, frozenset]
+
+
+class LayerError(Exception):
+    """A layer cannot be built for the given input and arguments.
+
+    `arg` names the argument at fault, when there is one, so that callers can
+    point at the readable parameter behind it.
+    """
+
+    def __init__(self, message: str, arg: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.arg = arg
+
+
+@dataclass(frozen=True, slots=True)
+class ArgSpec:
+    """One argument of a layer: type, default (None: required) and legal range."""
+
+    name: str
+    type: ArgType
+    default: int | float | bool | str | None = None
+    required: bool = False
+    lo: float | None = None
+    hi: float | None = None
+    hi_open: bool = False
+    doc: str = ""
+
+    def legal(self) -> str:
+        """The legal range in words, for messages."""
+        if self.lo is not None and self.hi is not None:
+            closing = ")" if self.hi_open else "]"
+            return f"in [{self.lo:g}, {self.hi:g}{closing}"
+        if self.lo is not None:
+            return f"at least {self.lo:g}"
+        return ""
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSpec:
+    """A layer of the language."""
+
+    name: str
+    args: tuple[ArgSpec, ...]
+    inputs: frozenset[str]
+    rule: Callable[[Shape, "Args"], Shape]
+    doc: str
+    keeps_shape: bool = field(default=False)
+
+    def arg(self, name: str) -> ArgSpec | None:
+        """The argument called `name`, if the layer has one."""
+        return next((a for a in self.args if a.name == name), None)
+
+
+class Args:
+    """The arguments of one layer during shape inference."""
+
+    def __init__(self, values: Mapping[str, ArgValue]) -> None:
+        self.values = values
+
+    def num(self, name: str) -> Interval:
+        """A numeric argument as an interval."""
+        value = self.values[name]
+        assert isinstance(value, Interval), name
+        return value
+
+    def options(self, name: str) -> frozenset:
+        """A flag or mode argument as the set of values it can take."""
+        value = self.values[name]
+        return value if isinstance(value, frozenset) else frozenset({value})
+
+    def flag(self, name: str) -> bool:
+        """A flag that must have one value at this point."""
+        options = self.options(name)
+        if len(options) != 1:
+            raise LayerError(f"'{name}' must not vary within the space here", name)
+        return bool(next(iter(options)))
+
+    def padding(self, kernel: Interval) -> Interval:
+        """The padding on each side: `same` is (kernel - 1) // 2, `valid` is 0."""
+        result: Interval | None = None
+        for option in self.options("padding"):
+            if option == "same":
+                pad = Interval((kernel.lo - 1) // 2, (kernel.hi - 1) // 2)
+            elif option == "valid":
+                pad = Interval.of(0)
+            else:
+                pad = option
+            result = pad if result is None else result.hull(pad)
+        assert result is not None
+        return result
+
+
+def _window(
+    size: Interval, kernel: Interval, stride: Interval, pad: Interval, dim: str, what: str
+) -> Interval:
+    """Output size of a sliding window: floor((n + 2p - k) / s) + 1."""
+    hi = math.floor((size.hi + 2 * pad.hi - kernel.lo) / stride.lo) + 1
+    if hi < 1:
+        raise LayerError(
+            f"the input {dim} is at most {size.hi:g}, smaller than the {what} "
+            f"({kernel.lo:g} at the least, with padding {pad.hi:g})",
+            "kernel" if what == "kernel" else "size",
+        )
+    lo = math.floor((size.lo + 2 * pad.lo - kernel.hi) / stride.hi) + 1
+    return Interval(max(lo, 1), hi)
+
+
+def _spatial(x: Shape, a: Args, kernel: str, what: str = "kernel") -> tuple[Interval, ...]:
+    """Window the spatial dims of an image (H, W) or the steps of a sequence."""
+    k = a.num(kernel)
+    stride = a.num("stride") if "stride" in a.values else k
+    pad = a.padding(k) if "padding" in a.values else Interval.of(0)
+    if x.kind == "image":
+        return (
+            _window(x.dims[1], k, stride, pad, "height", what),
+            _window(x.dims[2], k, stride, pad, "width", what),
+        )
+    return (_window(x.dims[0], k, stride, pad, "length", what),)
+
+
+def _check_groups(channels: Interval, filters: Interval, groups: Interval) -> None:
+    if channels.exact and filters.exact and groups.exact:
+        c, f, g = int(channels.lo), int(filters.lo), int(groups.lo)
+        if c % g or f % g:
+            raise LayerError(
+                f"groups ({g}) must divide the input channels ({c}) and the filters ({f})",
+                "groups",
+            )
+
+
+def _conv2d(x: Shape, a: Args) -> Shape:
+    _check_groups(x.channels, a.num("filters"), a.num("groups"))
+    return Shape("image", (a.num("filters"), *_spatial(x, a, "kernel")))
+
+
+def _conv1d(x: Shape, a: Args) -> Shape:
+    _check_groups(x.channels, a.num("filters"), a.num("groups"))
+    (steps,) = _spatial(x, a, "kernel")
+    return Shape("sequence", (steps, a.num("filters")))
+
+
+def _filters_conv(x: Shape, a: Args) -> Shape:
+    return Shape("image", (a.num("filters"), *_spatial(x, a, "kernel")))
+
+
+def _dwconv2d(x: Shape, a: Args) -> Shape:
+    return Shape("image", (x.channels * a.num("multiplier"), *_spatial(x, a, "kernel")))
+
+
+def _pool(x: Shape, a: Args) -> Shape:
+    windowed = _spatial(x, a, "size", "window")
+    if x.kind == "image":
+        return Shape("image", (x.channels, *windowed))
+    return Shape("sequence", (windowed[0], x.channels))
+
+
+def _global_avg_pool(x: Shape, a: Args) -> Shape:
+    return Shape("vector", (x.channels,))
+
+
+def _same(x: Shape, a: Args) -> Shape:
+    return x
+
+
+def _flatten(x: Shape, a: Args) -> Shape:
+    total = Interval.of(1)
+    for d in x.dims:
+        total = total * d
+    return Shape("vector", (total,))
+
+
+def _linear(x: Shape, a: Args) -> Shape:
+    return Shape(x.kind, (*x.dims[:-1], a.num("units")))
+
+
+def _recurrent(x: Shape, a: Args) -> Shape:
+    hidden = a.num("hidden")
+    if a.flag("return_sequences"):
+        return Shape("sequence", (x.dims[0], hidden))
+    return Shape("vector", (hidden,))
+
+
+def _to_sequence(x: Shape, a: Args) -> Shape:
+    channels, height, width = x.dims
+    return Shape("sequence", (height, channels * width))
+
+
+def _to_image(x: Shape, a: Args) -> Shape:
+    steps, features = x.dims
+    return Shape("image", (Interval.of(1), steps, features))
+
+
+def _arg(name: str, type: ArgType, default: object = None, **kw: object) -> ArgSpec:
+    return ArgSpec(name, type, default, required=default is None, **kw)  # type: ignore[arg-type]
+
+
+def _opt(name: str, type: ArgType, default: object, **kw: object) -> ArgSpec:
+    return ArgSpec(name, type, default, required=False, **kw)  # type: ignore[arg-type]
+
+
+_FILTERS = _arg("filters", "int", lo=1, doc="output channels")
+_KERNEL = _arg("kernel", "int", lo=1, doc="kernel size (square)")
+_STRIDE = _opt("stride", "int", 1, lo=1, doc="step of the kernel")
+_PADDING = _opt("padding", "padding", "same", doc="`same`, `valid` or pixels per side")
+_GROUPS = _opt("groups", "int", 1, lo=1, doc="grouped convolution")
+_BIAS = _opt("bias", "bool", True, doc="add a bias")
+_MULTIPLIER = _opt("multiplier", "int", 1, lo=1, doc="depthwise channel multiplier")
+_P = _opt("p", "float", 0.5, lo=0.0, hi=1.0, hi_open=True, doc="drop probability")
+_RECURRENT = (
+    _arg("hidden", "int", lo=1, doc="hidden units"),
+    _opt("layers", "int", 1, lo=1, doc="stacked recurrent layers"),
+    _opt("dropout", "float", 0.0, lo=0.0, hi=1.0, hi_open=True, doc="dropout between layers"),
+    _opt("return_sequences", "bool", False, doc="output every step, not only the last"),
+)
+_POOL = (
+    _opt("size", "int", 2, lo=1, doc="window size"),
+    ArgSpec("stride", "int", None, required=False, lo=1, doc="step (default: size)"),
+)
+
+_ALL: frozenset[str] = frozenset({"image", "sequence", "vector"})
+_IMAGE = frozenset({"image"})
+_SEQUENCE = frozenset({"sequence"})
+
+LAYERS: dict[str, LayerSpec] = {
+    spec.name: spec
+    for spec in (
+        LayerSpec("conv2d", (_FILTERS, _KERNEL, _STRIDE, _PADDING, _GROUPS, _BIAS), _IMAGE,
+                  _conv2d, "2-D convolution"),
+        LayerSpec("conv1d", (_FILTERS, _KERNEL, _STRIDE, _PADDING, _GROUPS, _BIAS), _SEQUENCE,
+                  _conv1d, "1-D convolution over the steps of a sequence"),
+        LayerSpec("sepconv2d", (_FILTERS, _KERNEL, _STRIDE, _PADDING, _MULTIPLIER), _IMAGE,
+                  _filters_conv, "depthwise-separable convolution: depthwise kxk, then 1x1"),
+        LayerSpec("dwconv2d", (_KERNEL, _STRIDE, _PADDING, _MULTIPLIER), _IMAGE,
+                  _dwconv2d, "depthwise convolution"),
+        LayerSpec("downconv2d",
+                  (_FILTERS, _KERNEL,
+                   _opt("ratio", "float", 0.5, lo=0.0, hi=1.0,
+                        doc="bottleneck channels = max(1, round(ratio * input channels))"),
+                   _STRIDE, _PADDING), _IMAGE,
+                  _filters_conv, "downsampled convolution: 1x1 bottleneck, then kxk"),
+        LayerSpec("maxpool", _POOL, _IMAGE | _SEQUENCE, _pool, "max pooling"),
+        LayerSpec("avgpool", _POOL, _IMAGE | _SEQUENCE, _pool, "average pooling"),
+        LayerSpec("global_avg_pool", (), _IMAGE | _SEQUENCE, _global_avg_pool,
+                  "average over all positions: image or sequence -> vector"),
+        LayerSpec("batchnorm", (), _ALL, _same, "batch normalisation", keeps_shape=True),
+        LayerSpec("relu", (), _ALL, _same, "ReLU", keeps_shape=True),
+        LayerSpec("relu6", (), _ALL, _same, "ReLU clipped at 6", keeps_shape=True),
+        LayerSpec("dropout", (_P,), _ALL, _same, "dropout (training only)", keeps_shape=True),
+        LayerSpec("flatten", (), _ALL, _flatten, "flatten to a vector"),
+        LayerSpec("linear", (_arg("units", "int", lo=1, doc="output features"), _BIAS), _ALL
+                  - _IMAGE, _linear, "fully connected; on a sequence, applied to every step"),
+        LayerSpec("lstm", _RECURRENT, _SEQUENCE, _recurrent, "LSTM"),
+        LayerSpec("gru", _RECURRENT, _SEQUENCE, _recurrent, "GRU"),
+        LayerSpec("to_sequence", (), _IMAGE, _to_sequence,
+                  "image C x H x W -> sequence of H steps with C*W features"),
+        LayerSpec("to_image", (), _SEQUENCE, _to_image,
+                  "sequence T x F -> image 1 x T x F"),
+    )
+}
+
+KIND_WORDS: dict[Kind, str] = {"image": "an image", "sequence": "a sequence", "vector": "a vector"}

@@ -1,0 +1,1 @@
+"""Package data: the standard library of .arch templates, installed as `sparsemod_dsl.stdlib`."""
