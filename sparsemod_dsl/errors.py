@@ -98,7 +98,7 @@ def _quote(span: Span, sources: dict[str, str]) -> Iterable[str]:
     text = sources.get(span.file)
     if text is None or span.line < 1:
         return []
-    lines = text.splitlines()
+    lines = text.split("\n")
     if span.line > len(lines):
         return []
     line = lines[span.line - 1].expandtabs(1)

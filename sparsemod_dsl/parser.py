@@ -145,6 +145,10 @@ def _describe_terminal(name: str) -> str:
 def _describe(error: UnexpectedInput, text: str, file: str) -> tuple[s.Span, str]:
     line = error.line if isinstance(error.line, int) and error.line > 0 else text.count("\n") + 1
     column = error.column if isinstance(error.column, int) and error.column > 0 else 1
+    if text.startswith('"""', _offset(text, line, column)) and '"""' not in text[
+        _offset(text, line, column) + 3:
+    ]:
+        return s.Span(file, line, column, line, column + 3), "unterminated doc string"
     if isinstance(error, UnexpectedCharacters):
         char = text[error.pos_in_stream] if error.pos_in_stream < len(text) else ""
         if char == '"':
@@ -168,6 +172,12 @@ def _describe(error: UnexpectedInput, text: str, file: str) -> tuple[s.Span, str
     if isinstance(error, UnexpectedEOF):
         return s.Span(file, line, column, line, column + 1), "unexpected end of file"
     return s.Span(file, line, column, line, column + 1), str(error).splitlines()[0]
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    """The index in `text` of a 1-based line and column."""
+    lines = text.split("\n")
+    return sum(len(x) + 1 for x in lines[: line - 1]) + column - 1
 
 
 def _found(token: Token) -> str:
@@ -216,7 +226,7 @@ class _Builder(Transformer_NonRecursive):
     def __init__(self, file: str, text: str, comments: Sequence[Token]) -> None:
         super().__init__()
         self.file = file
-        self.lines = text.splitlines()
+        self.lines = text.split("\n")
         self.comments = sorted(comments, key=lambda t: (t.line, t.column))
         self.claimed = [False] * len(self.comments)
         self.diagnostics = Diagnostics()
@@ -281,7 +291,8 @@ class _Builder(Transformer_NonRecursive):
         return tuple(c for c in children if c is not None)
 
     def formal(self, meta: Any, children: list) -> s.Formal:
-        name, default = children
+        # `["=" _value]` inlines its rule, so Lark adds no placeholder when it is absent.
+        name, default = (children + [None])[:2]
         return s.Formal(str(name), default, span=self.span(meta))
 
     # statements
