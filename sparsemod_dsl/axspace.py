@@ -24,8 +24,9 @@ Constraints linear in parameters that Ax models as non-log ranges become Ax
 `ParameterConstraint`s (in the hierarchical form only when all their parameters
 are always present). Every other constraint is a *filter*: Ax does not know it,
 so its arms may violate it, and callers must check `filters(...)` with
-`point.holds` on the completed point before evaluating an arm. In the flat
-form Ax also applies its constraints to the values of inactive parameters.
+`point.failing_constraint` (or `point.validate`) before evaluating an arm. In
+the flat form Ax also applies its constraints to the values of inactive
+parameters.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def gate_name(count: str, value: int) -> str:
 
 
 def filters(program: ir.Program, hierarchical: bool = False) -> list[ir.Constraint]:
-    """The constraints Ax is not given in that form: check them with `point.holds`."""
+    """The constraints Ax is not given in that form: `point.validate` checks them."""
     return _split(program, hierarchical)[1]
 
 

@@ -7,42 +7,29 @@ Run after `lower` (which reports naming and typing errors). Reports, all at once
 - with a known input shape: layers that can never be built (wrong kind of
   input, a feature map smaller than the smallest kernel at every point),
   choices whose alternatives give different kinds, and a network that does not
-  end in a vector of `classes` features.
+  end in a vector of `classes` features. A part of the network built only in
+  some of the space (a repeat instance, an alternative) that can never be built
+  is reported with the condition under which it exists (`where r >= 4`);
+- for sequences cut into `max_len` steps: a network that no point of the
+  space can build for the smallest `max_len`.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
-
 from . import ir
 from .errors import Diagnostics
-from .infer import Inference, SpaceEvaluator, input_shape
+from .infer import MAX_LEN, Inference, ShapeIssue, SpaceEvaluator, input_shape
 from .layers import LAYERS, ArgSpec
 from .shapes import Interval, Shape
 
 PADDING_MODES = ("same", "valid")
 
 
-def walk(nodes: tuple[ir.Node, ...]) -> Iterator[ir.Layer]:
-    """Every layer in a network, depth first, including all instances and alternatives."""
-    for node in nodes:
-        if isinstance(node, ir.Layer):
-            yield node
-        elif isinstance(node, ir.Repeat):
-            for body in node.instances:
-                yield from walk(body)
-        elif isinstance(node, ir.Choose):
-            for _, body in node.alternatives:
-                yield from walk(body)
-        else:
-            yield from walk(node.body)
-
-
 def check(program: ir.Program) -> None:
     """Raise `ArchError` with every problem that holds at every point of the space."""
     diags = Diagnostics()
     evaluator = SpaceEvaluator(program)
-    for layer in walk(program.network):
+    for layer in ir.layers(program.network):
         _check_args(layer, evaluator, diags)
     _check_unused(program, diags)
     diags.raise_if_any()
@@ -52,42 +39,20 @@ def check(program: ir.Program) -> None:
     diags.raise_if_any()
 
 
-def references(expr: ir.Expr) -> Iterator[str]:
-    """Names of the parameters an expression reads."""
-    if isinstance(expr, ir.ParamRef):
-        yield expr.name
-    elif isinstance(expr, ir.Neg):
-        yield from references(expr.operand)
-    elif isinstance(expr, ir.BinOp):
-        yield from references(expr.left)
-        yield from references(expr.right)
-    elif isinstance(expr, ir.Func):
-        for arg in expr.args:
-            yield from references(arg)
-
-
 def used_parameters(program: ir.Program) -> set[str]:
     """Parameters the network, its structure or its constraints read."""
     used: set[str] = set()
-    stack: list[ir.Node] = list(program.network)
-    while stack:
-        node = stack.pop()
+    for node in ir.nodes(program.network):
         if isinstance(node, ir.Layer):
             for _, expr in node.args:
-                used.update(references(expr))
+                used.update(ir.references(expr))
         elif isinstance(node, ir.Repeat):
-            used.update(references(node.count))
-            stack.extend(n for body in node.instances for n in body)
-        elif isinstance(node, ir.Choose):
+            used.update(ir.references(node.count))
+        elif isinstance(node, (ir.Choose, ir.Optional)):
             used.add(node.param)
-            stack.extend(n for _, body in node.alternatives for n in body)
-        else:
-            if isinstance(node, ir.Optional):
-                used.add(node.param)
-            stack.extend(node.body)
     for constraint in program.constraints:
-        used.update(references(constraint.left))
-        used.update(references(constraint.right))
+        used.update(ir.references(constraint.left))
+        used.update(ir.references(constraint.right))
     return used
 
 
@@ -152,14 +117,27 @@ def _check_range(
         )
 
 
+def _report(issues: list[ShapeIssue], diags: Diagnostics, region: tuple[str, ...] = ()) -> None:
+    for issue in issues:
+        where = f" (at {issue.where})" if issue.where and "." in issue.where else ""
+        conditions = (*region, *issue.conditions)
+        scope = f"where {' and '.join(conditions)}" if conditions else "of the space"
+        diags.error(issue.span, f"{issue.message}{where}; this holds at every point {scope}")
+
+
 def _check_shapes(
     program: ir.Program, evaluator: SpaceEvaluator, shape: Shape, diags: Diagnostics
 ) -> None:
     inference = Inference(evaluator)
     out = inference.run(program.network, shape)
-    for issue in inference.issues:
-        where = f" (at {issue.where})" if issue.where and "." in issue.where else ""
-        diags.error(issue.span, f"{issue.message}{where}; this holds at every point of the space")
+    _report(inference.issues, diags)
+    steps = shape.dims[0]
+    if not inference.issues and shape.kind == "sequence" and not steps.exact:
+        # The network must take the shortest chunks the sequence splitter makes.
+        shortest = Inference(evaluator)
+        shortest.run(program.network, Shape("sequence", (Interval.of(steps.lo), shape.dims[1])))
+        everywhere = [i for i in shortest.issues if not i.conditions]
+        _report(everywhere, diags, (f"{MAX_LEN} is {steps.lo:g}, its smallest value",))
     if out is None or inference.issues or not program.network:
         return
     last = _last_span(program)
@@ -181,5 +159,5 @@ def _check_shapes(
 
 
 def _last_span(program: ir.Program) -> "ir.Span":
-    layers = list(walk(program.network))
+    layers = list(ir.layers(program.network))
     return layers[-1].span if layers else program.network[-1].span

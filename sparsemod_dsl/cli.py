@@ -8,16 +8,18 @@ user for bad input; an internal error says so and how to get the traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from . import __version__
 from .compiler import Checked, check_file
 from .errors import ArchError, SparsemodError, UsageError, render
 from .fmt import format_source
+from .infer import SpaceEvaluator, input_shape
 from .loader import read_source
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -67,10 +69,36 @@ def build_parser() -> argparse.ArgumentParser:
         "summary line per file; errors as FILE:LINE:COL: error: message.",
     )
     check.add_argument("files", nargs="+", metavar="FILE")
-    check.add_argument("--input", type=parse_shape, metavar="SHAPE",
-                       help="input shape, CxHxW for images or TxF for sequences")
-    check.add_argument("--classes", type=parse_classes, metavar="N", help="number of classes")
+    _shape_options(check)
     check.set_defaults(run=_check)
+
+    compile_ = commands.add_parser(
+        "compile",
+        help="compile a .arch file to an Ax search space, a network builder or the IR",
+        description="Compile one .arch file. --emit searchspace prints the Ax parameters and "
+        "constraints as JSON; --emit builder writes a standalone Python module (torch only) "
+        "with build(params); --emit ir prints the program IR as JSON.",
+    )
+    compile_.add_argument("file", metavar="FILE")
+    _shape_options(compile_)
+    compile_.add_argument("--emit", choices=("searchspace", "builder", "ir"),
+                          default="searchspace", help="what to produce (default: searchspace)")
+    compile_.add_argument("-o", "--output", metavar="PATH", help="write here instead of stdout")
+    compile_.set_defaults(run=_compile)
+
+    sample = commands.add_parser(
+        "sample",
+        help="print random points of a space as JSON lines",
+        description="Print N reproducible random points (active parameters, readable names), "
+        "one JSON object per line. Points satisfy the constraints; with --valid, only points "
+        "that validate (can be built) are printed.",
+    )
+    sample.add_argument("file", metavar="FILE")
+    _shape_options(sample)
+    sample.add_argument("-n", type=int, default=10, metavar="N", help="how many (default 10)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("--valid", action="store_true", help="only points that can be built")
+    sample.set_defaults(run=_sample)
 
     fmt = commands.add_parser(
         "fmt",
@@ -84,6 +112,63 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--write", action="store_true", help="rewrite files in place")
     fmt.set_defaults(run=_fmt)
     return parser
+
+
+def _shape_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", type=parse_shape, metavar="SHAPE",
+                        help="input shape, CxHxW for images or TxF for sequences "
+                        "(default: the arch header's)")
+    parser.add_argument("--classes", type=parse_classes, metavar="N",
+                        help="number of classes (default: the arch header's)")
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from . import axspace, codegen  # noqa: PLC0415 (torch and Ax load only when needed)
+    from .space import compile_file  # noqa: PLC0415
+
+    space = _compiled(args, compile_file)
+    if space is None:
+        return EXIT_ERRORS
+    if args.emit == "searchspace":
+        text = json.dumps(axspace.describe(space.program), indent=1) + "\n"
+    elif args.emit == "builder":
+        text = codegen.builder_source(space.program)
+    else:
+        text = codegen.ir_json(space.program) + "\n"
+    if args.output:
+        write_atomic(Path(args.output), text)
+        print(f"{args.output}: written ({args.emit})", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .space import compile_file  # noqa: PLC0415
+
+    if args.n < 1:
+        raise UsageError("-n must be at least 1")
+    space = _compiled(args, compile_file)
+    if space is None:
+        return EXIT_ERRORS
+    if args.valid:
+        points = [p for p in space.sample(args.n * 20, args.seed) if space.validate(p)][: args.n]
+        if len(points) < args.n:
+            raise UsageError(f"only {len(points)} of {args.n * 20} random points can be built")
+    else:
+        points = space.sample(args.n, args.seed)
+    for point in points:
+        print(json.dumps(point))
+    return EXIT_OK
+
+
+def _compiled(args: argparse.Namespace, compile_file: Callable[..., Any]) -> Any:
+    """The compiled space of `args.file`, or None after printing its errors."""
+    try:
+        return compile_file(args.file, args.input, args.classes)
+    except ArchError as error:
+        _print_error(error, args.file)
+        return None
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -104,9 +189,9 @@ def summary(file: str, checked: Checked) -> str:
     program = checked.program
     if program is None:
         return f"{file}: ok: library with {_count(checked.library_blocks, 'block')}"
-    shape = program.input.shape
+    shape = input_shape(program, SpaceEvaluator(program))
     shapes = (
-        f"shapes checked for {'x'.join(map(str, shape))}" if shape is not None
+        f"shapes checked for {'x'.join(str(d) for d in shape.dims)}" if shape is not None
         else "shapes not checked (no input shape: give --input)"
     )
     fixed = len(program.parameters) - len(program.searchable)
@@ -137,7 +222,10 @@ def _fmt(args: argparse.Namespace) -> int:
                 status = EXIT_ERRORS
         elif args.write:
             if formatted != text:
-                write_atomic(Path(file), formatted)
+                try:
+                    write_atomic(Path(file), formatted)
+                except OSError as error:
+                    raise UsageError(f"{file}: cannot write: {error.strerror or error}") from None
                 print(f"{file}: reformatted")
         else:
             sys.stdout.write(formatted)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
 from . import ir
-from .layers import LAYERS, KIND_WORDS, Args, ArgValue, LayerError
+from .layers import LAYERS, KIND_WORDS, Args, ArgSpec, ArgValue, LayerError
 from .shapes import UNBOUNDED, Interval, Shape
 from .syntax import Span
 
@@ -125,6 +125,8 @@ class ShapeIssue:
     where: str
     message: str
     arg: str | None = None
+    #: Where in the space the construct exists (`r >= 4`, `kind is plain`); () everywhere.
+    conditions: tuple[str, ...] = ()
 
 
 class Inference:
@@ -134,12 +136,25 @@ class Inference:
         self.evaluator = evaluator
         self.issues: list[ShapeIssue] = []
         self.shapes: list[tuple[ir.Layer, Shape, Shape]] = []
+        self.conditions: list[str] = []
         self._seen: set[tuple[Span, str]] = set()
 
     def report(self, span: Span, where: str, message: str, arg: str | None = None) -> None:
         if (span, message) not in self._seen:
             self._seen.add((span, message))
-            self.issues.append(ShapeIssue(span, where, message, arg))
+            self.issues.append(ShapeIssue(span, where, message, arg, tuple(self.conditions)))
+
+    def run_if(
+        self, condition: str | None, nodes: tuple[ir.Node, ...], shape: Shape
+    ) -> Shape | None:
+        """Like `run`, for a part built only where `condition` holds (None: always)."""
+        if condition is None:
+            return self.run(nodes, shape)
+        self.conditions.append(condition)
+        try:
+            return self.run(nodes, shape)
+        finally:
+            self.conditions.pop()
 
     def run(self, nodes: tuple[ir.Node, ...], shape: Shape) -> Shape | None:
         """The output shape of `nodes` for input `shape`, or None if nothing builds."""
@@ -156,16 +171,20 @@ class Inference:
         if isinstance(node, ir.Repeat):
             return self.repeat(node, shape)
         if isinstance(node, ir.Choose):
+            picked = set(self.evaluator.alternatives(node))
             outs = {
-                name: self.run(body, shape)
+                name: self.run_if(f"{node.param} is {name}" if len(picked) > 1 else None,
+                                  body, shape)
                 for name, body in node.alternatives
-                if name in set(self.evaluator.alternatives(node))
+                if name in picked
             }
             return self.merge(outs, node.span, f"the alternatives of '{node.param}'")
         if isinstance(node, ir.Optional):
+            presence = tuple(self.evaluator.presence(node))
             outs = {
-                str(present): self.run(node.body, shape) if present else shape
-                for present in self.evaluator.presence(node)
+                str(present): self.run_if(f"{node.param} is true" if len(presence) > 1 else None,
+                                          node.body, shape) if present else shape
+                for present in presence
             }
             return self.merge(outs, node.span, f"'{node.param}' present and absent")
         if isinstance(node, ir.Residual):
@@ -182,9 +201,18 @@ class Inference:
                 f"({shape})" + _kind_hint(node.op, shape),
             )
             return None
-        values = {
-            name: self.evaluator.value(expr, shape.channels) for name, expr in node.args
-        }
+        values: dict[str, ArgValue] = {}
+        for name, expr in node.args:
+            arg = spec.arg(name)
+            assert arg is not None
+            value = _buildable(self.evaluator.value(expr, shape.channels), arg)
+            if value is None:
+                self.report(
+                    node.span, node.name,
+                    f"'{node.op}' argument '{name}' must be {arg.legal()}", name,
+                )
+                return None
+            values[name] = value
         try:
             out = spec.rule(shape, Args(values))
         except LayerError as error:
@@ -200,7 +228,8 @@ class Inference:
         for i, body in enumerate(node.instances, start=1):
             if i > counts.stop - 1 or current is None:
                 break
-            current = self.run(body, current)
+            condition = f"{_count_name(node)} >= {i}" if i > counts.start else None
+            current = self.run_if(condition, body, current)
             if current is not None and i in counts:
                 result = current if result is None else self.hull(result, current, node.span)
         return result
@@ -253,6 +282,32 @@ class Inference:
             self.report(node.span, "time_distributed", "the body of time_distributed must end in a vector")
             return None
         return Shape("sequence", (steps, out.dims[0]))
+
+
+#: Largest argument value shape rules see (the largest integer literal), so
+#: that they compute with finite numbers.
+_LARGEST = 2.0**53
+
+
+def _buildable(value: ArgValue, arg: ArgSpec) -> ArgValue | None:
+    """The values of an argument a layer can be built with: legal and finite.
+
+    Expressions can reach illegal values (`stride = x - 1`) or none
+    (`4 // x`, unbounded); the points with illegal values build nothing, so
+    shapes are inferred from the rest. None when no value is legal.
+    """
+    if not isinstance(value, Interval):
+        return value
+    least = -_LARGEST if arg.lo is None else arg.lo
+    most = _LARGEST if arg.hi is None else arg.hi
+    lo = value.lo if value.lo > least else least  # also replaces NaN
+    hi = value.hi if value.hi < most else most
+    return Interval(lo, hi) if lo <= hi else None
+
+
+def _count_name(node: ir.Repeat) -> str:
+    """The parameter behind a repeat's count, for conditions in messages."""
+    return node.count.name if isinstance(node.count, ir.ParamRef) else node.name
 
 
 def _kind_hint(op: str, shape: Shape) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Iterator, Union
 
 from .syntax import NO_SPAN, Span
 
@@ -273,6 +273,39 @@ class TimeDistributed:
 
 
 Node = Union[Layer, Repeat, Choose, Optional, Residual, TimeDistributed]
+
+
+def nodes(tree: tuple[Node, ...]) -> Iterator[Node]:
+    """Every node of a network, depth first, in every repeat instance and alternative."""
+    for node in tree:
+        yield node
+        if isinstance(node, Repeat):
+            for body in node.instances:
+                yield from nodes(body)
+        elif isinstance(node, Choose):
+            for _, body in node.alternatives:
+                yield from nodes(body)
+        elif not isinstance(node, Layer):
+            yield from nodes(node.body)
+
+
+def layers(tree: tuple[Node, ...]) -> Iterator[Layer]:
+    """Every layer of a network, depth first, in every instance and alternative."""
+    return (node for node in nodes(tree) if isinstance(node, Layer))
+
+
+def references(expr: Expr) -> Iterator[str]:
+    """Names of the parameters an expression reads."""
+    if isinstance(expr, ParamRef):
+        yield expr.name
+    elif isinstance(expr, Neg):
+        yield from references(expr.operand)
+    elif isinstance(expr, BinOp):
+        yield from references(expr.left)
+        yield from references(expr.right)
+    elif isinstance(expr, Func):
+        for arg in expr.args:
+            yield from references(arg)
 
 
 @dataclass(frozen=True, slots=True)

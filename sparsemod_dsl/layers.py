@@ -94,22 +94,12 @@ class Args:
         """A flag that must have one value at this point."""
         options = self.options(name)
         if len(options) != 1:
-            raise LayerError(f"'{name}' must not vary within the space here", name)
+            raise LayerError(
+                f"'{name}' cannot be searched: the layers after it need one kind of input; "
+                "give it a fixed value",
+                name,
+            )
         return bool(next(iter(options)))
-
-    def padding(self, kernel: Interval) -> Interval:
-        """The padding on each side: `same` is (kernel - 1) // 2, `valid` is 0."""
-        result: Interval | None = None
-        for option in self.options("padding"):
-            if option == "same":
-                pad = Interval((kernel.lo - 1) // 2, (kernel.hi - 1) // 2)
-            elif option == "valid":
-                pad = Interval.of(0)
-            else:
-                pad = option
-            result = pad if result is None else result.hull(pad)
-        assert result is not None
-        return result
 
 
 def _window(
@@ -131,17 +121,44 @@ def _spatial(x: Shape, a: Args, kernel: str, what: str = "kernel") -> tuple[Inte
     """Window the spatial dims of an image (H, W) or the steps of a sequence."""
     k = a.num(kernel)
     stride = a.num("stride") if "stride" in a.values else k
-    pad = a.padding(k) if "padding" in a.values else Interval.of(0)
+    modes = a.options("padding") if "padding" in a.values else frozenset({Interval.of(0)})
     if x.kind == "image":
         return (
-            _window(x.dims[1], k, stride, pad, "height", what),
-            _window(x.dims[2], k, stride, pad, "width", what),
+            _positions(x.dims[1], k, stride, modes, "height", what),
+            _positions(x.dims[2], k, stride, modes, "width", what),
         )
-    return (_window(x.dims[0], k, stride, pad, "length", what),)
+    return (_positions(x.dims[0], k, stride, modes, "length", what),)
+
+
+def _positions(
+    size: Interval, kernel: Interval, stride: Interval, modes: frozenset, dim: str, what: str
+) -> Interval:
+    """Output positions over every padding mode the argument can take.
+
+    `same` (TensorFlow Lite) gives ceil(size / stride) positions whatever the
+    kernel; `valid` pads nothing; a number pads that much on each side.
+    """
+    result: Interval | None = None
+    failure: LayerError | None = None
+    for mode in modes:
+        if mode == "same":
+            out = Interval(math.ceil(size.lo / stride.hi), math.ceil(size.hi / stride.lo))
+        else:
+            try:
+                out = _window(size, kernel, stride, Interval.of(0) if mode == "valid" else mode,
+                              dim, what)
+            except LayerError as error:
+                failure = failure or error
+                continue
+        result = out if result is None else result.hull(out)
+    if result is None:
+        assert failure is not None
+        raise failure
+    return result
 
 
 def _check_groups(channels: Interval, filters: Interval, groups: Interval) -> None:
-    if channels.exact and filters.exact and groups.exact:
+    if channels.exact and filters.exact and groups.exact and math.isfinite(channels.lo):
         c, f, g = int(channels.lo), int(filters.lo), int(groups.lo)
         if c % g or f % g:
             raise LayerError(
@@ -223,7 +240,8 @@ def _opt(name: str, type: ArgType, default: object, **kw: object) -> ArgSpec:
 _FILTERS = _arg("filters", "int", lo=1, doc="output channels")
 _KERNEL = _arg("kernel", "int", lo=1, doc="kernel size (square)")
 _STRIDE = _opt("stride", "int", 1, lo=1, doc="step of the kernel")
-_PADDING = _opt("padding", "padding", "same", doc="`same`, `valid` or pixels per side")
+_PADDING = _opt("padding", "padding", "same",
+                doc="`same` (ceil(size / stride) outputs), `valid` (none) or pixels per side")
 _GROUPS = _opt("groups", "int", 1, lo=1, doc="grouped convolution")
 _BIAS = _opt("bias", "bool", True, doc="add a bias")
 _MULTIPLIER = _opt("multiplier", "int", 1, lo=1, doc="depthwise channel multiplier")
@@ -281,3 +299,4 @@ LAYERS: dict[str, LayerSpec] = {
 }
 
 KIND_WORDS: dict[Kind, str] = {"image": "an image", "sequence": "a sequence", "vector": "a vector"}
+

@@ -7,6 +7,7 @@ relative to the importing file. Each file is parsed once; cycles are errors.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -143,7 +144,12 @@ class _Loader:
                 return candidate
         shown = item.target if item.is_path else f"{item.target}.arch"
         where = "beside this file" if item.is_path else "beside this file or in the stdlib"
-        self.diags.error(item.span, f"cannot find '{shown}' {where}")
+        hint = ""
+        if not item.is_path:
+            known = {p.stem for folder in (here, stdlib_dir()) for p in folder.glob("*.arch")}
+            close = difflib.get_close_matches(item.target, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+        self.diags.error(item.span, f"cannot find '{shown}' {where}{hint}")
         return None
 
     def add_block(

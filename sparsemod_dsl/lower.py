@@ -41,6 +41,8 @@ TRAIN_KEYS: dict[str, tuple[str, str]] = {
 }
 
 INPUT_KINDS = {"image": 3, "sequence": 2}
+_ARTICLE = {"image": "an image", "sequence": "a sequence"}
+_TYPE_WORDS = {"int": "an int", "float": "a float", "str": "a string", "bool": "a bool"}
 _BAD_NAME = re.compile(r"^_|_$|__")
 
 
@@ -88,6 +90,7 @@ class _Scope:
     when: tuple[ir.Condition, ...]
     library: Library
     stack: tuple[str, ...] = ()
+    calls: tuple[s.Span, ...] = ()
 
     def path(self, *parts: str) -> str:
         return ".".join(p for p in (self.prefix, *parts) if p)
@@ -99,7 +102,17 @@ class _Scope:
             (*self.when, *when),
             self.library,
             self.stack,
+            self.calls,
         )
+
+
+def _undocumented(stmts: Sequence[s.Statement]) -> Sequence[s.Statement]:
+    """A body without its leading doc string."""
+    return stmts[1:] if stmts and isinstance(stmts[0], s.Docstring) else stmts
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
@@ -120,6 +133,8 @@ class Lowerer:
         self.constraints: list[ir.Constraint] = []
         self.layers = 0
         self.types: dict[str, str] = {}
+        self.called: set[int] = set()
+        self.sites: dict[str, tuple[s.Span, ...]] = {}
 
     # --- entry points ---------------------------------------------------------------
 
@@ -132,10 +147,15 @@ class Lowerer:
         try:
             for item in module.items:
                 self.check_order(item, module, sections)
+                repeated = isinstance(item, (s.TrainSection, s.NetworkSection)) and (
+                    sections[type(item)] is not item
+                )
+                if repeated:  # reported by check_order; lowering it would repeat its errors
+                    continue
                 if isinstance(item, s.TrainSection):
                     self.train(item, root)
                 elif isinstance(item, s.NetworkSection):
-                    network = self.body(item.body.stmts, root.inner())
+                    network = self.body(_undocumented(item.body.stmts), root.inner())
                 elif isinstance(item, s.Constraint):
                     self.constraint(item, root)
                 elif isinstance(item, s.BlockDef):
@@ -146,6 +166,7 @@ class Lowerer:
             pass
         if header is None or s.NetworkSection not in sections:
             self.library_only(module, header, sections)
+        self.check_uncalled(module)
         doc = next((i.text for i in module.items if isinstance(i, s.Docstring)), "")
         self.diags.raise_if_any()
         assert header is not None
@@ -182,6 +203,18 @@ class Lowerer:
             )
         self.diags.raise_if_any()
         return count
+
+    def check_uncalled(self, module: s.Module) -> None:
+        """Blocks this file defines but never calls are checked on their own."""
+        for item in module.items:
+            if isinstance(item, s.BlockDef) and id(item) not in self.called:
+                alone = Lowerer(self.unit, None, None)
+                try:
+                    alone.check_block(item)
+                except _TooBig:
+                    pass
+                for diagnostic in alone.diags.items:
+                    self.diags.error(diagnostic.span, diagnostic.message, *diagnostic.notes)
 
     def check_block(self, block: s.BlockDef) -> None:
         """Lower a block alone, with required formals left open."""
@@ -233,7 +266,9 @@ class Lowerer:
         rank = INPUT_KINDS[param.kind]
         if param.shape is not None and (len(param.shape) != rank or min(param.shape) < 1):
             dims = "C, H, W" if param.kind == "image" else "T, F"
-            self.diags.error(param.span, f"an {param.kind} shape is ({dims}), each at least 1")
+            self.diags.error(
+                param.span, f"{_ARTICLE[param.kind]} shape is ({dims}), each at least 1"
+            )
         if self.input_shape is not None and len(self.input_shape) != rank:
             self.diags.error(
                 param.span,
@@ -262,6 +297,8 @@ class Lowerer:
                     (sections[kind].span, "the first one is here"),
                 )
             sections.setdefault(kind, item)
+        if isinstance(item, s.ArchHeader) and any(k is not s.ArchHeader for k in sections):
+            self.diags.error(item.span, "the `arch` header comes before sections and blocks")
         if isinstance(item, s.Import) and any(k is not s.ArchHeader for k in sections):
             self.diags.error(item.span, "imports come before sections and blocks")
         if isinstance(item, s.BlockDef):
@@ -314,12 +351,16 @@ class Lowerer:
         self, path: str, domain: ir.Domain, scope: _Scope, span: s.Span, doc: str = ""
     ) -> ir.ParamRef:
         previous = self.params.get(path)
+        here = (*scope.calls, span)
         if previous is not None:
+            there = (*self.sites[path], previous.span)
+            # Point at the first place the two differ: the calls of one block, or the texts.
+            k = next((i for i, (a, b) in enumerate(zip(here, there)) if a != b), -1)
             self.diags.error(
-                span,
+                here[k],
                 f"two parameters are named '{path}'; give one of them a label "
                 "(`name: layer(...)`) or another name",
-                (previous.span, "the other one is defined here"),
+                (there[k], "the other one is defined here"),
             )
             return ir.ParamRef(path)
         if len(self.params) >= MAX_PARAMETERS:
@@ -330,6 +371,7 @@ class Lowerer:
             )
             raise _TooBig
         self.params[path] = ir.Parameter(path, domain, scope.when, doc, span)
+        self.sites[path] = scope.calls
         return ir.ParamRef(path)
 
     def value(
@@ -364,6 +406,8 @@ class Lowerer:
                 return None
             if not self.numeric(operand, node.operand.span):
                 return None
+            if isinstance(operand, ir.Const) and isinstance(operand.value, (int, float)):
+                return ir.Const(-operand.value)
             return ir.Neg(operand)
         left = self.expr(node.left, scope)
         right = self.expr(node.right, scope)
@@ -395,7 +439,7 @@ class Lowerer:
         kind = self.type_of(expr)
         if kind in ("int", "float", "any"):
             return True
-        self.diags.error(span, f"arithmetic needs numbers, but this is a {kind}")
+        self.diags.error(span, f"arithmetic needs numbers, but this is {_TYPE_WORDS[kind]}")
         return False
 
     def ref(self, node: s.Ref, scope: _Scope) -> ir.Expr | None:
@@ -406,9 +450,13 @@ class Lowerer:
                 return binding.expr
             if first.name in ir.BUILTINS:
                 return ir.Builtin(first.name)
-        for candidate in (scope.path(node.text), node.text):
-            if candidate in self.params:
-                return ir.ParamRef(candidate)
+        top_level = not scope.prefix and not scope.stack
+        if len(node.segments) > 1 or first.index is not None or top_level:
+            # A path names a parameter: relative to this scope first, then from the root.
+            # Plain names do so only at the top level, so blocks cannot see their callers.
+            for candidate in (scope.path(node.text), node.text):
+                if candidate in self.params:
+                    return ir.ParamRef(candidate)
         names = scope.env.all_names() | set(ir.BUILTINS) | set(self.params)
         self.diags.error(node.span, f"'{node.text}' is not defined" + suggest(node.text, names))
         return None
@@ -447,6 +495,12 @@ class Lowerer:
                     + suggest(stmt.name, TRAIN_KEYS) + f" (known: {known})",
                 )
                 continue
+            if not isinstance(stmt.value, (s.IntRange, s.FloatRange, s.Choice, s.Number)):
+                self.diags.error(
+                    stmt.value.span,
+                    f"'{stmt.name}' takes a range, a choice or a number, not a computed value",
+                )
+                continue
             expr = self.param_stmt(stmt, scope)
             wanted = TRAIN_KEYS[stmt.name][0]
             if expr is not None:
@@ -458,8 +512,8 @@ class Lowerer:
         if wanted == "padding":
             ok = got in ("int", "str", "any")
         if not ok:
-            shown = "an int or a string" if wanted == "padding" else f"a {wanted}"
-            self.diags.error(node.span, f"{what} takes {shown}, not a {got}")
+            shown = "an int or a string" if wanted == "padding" else _TYPE_WORDS[wanted]
+            self.diags.error(node.span, f"{what} takes {shown}, not {_TYPE_WORDS[got]}")
         return ok
 
     def body(self, stmts: Sequence[s.Statement], scope: _Scope) -> tuple[ir.Node, ...]:
@@ -491,11 +545,20 @@ class Lowerer:
         return []
 
     def param_stmt(self, stmt: s.Param, scope: _Scope) -> ir.Expr | None:
-        if not self.check_name(stmt.name, stmt.name_span):
+        self.check_name(stmt.name, stmt.name_span)  # still declared: its uses resolve
+        previous = scope.env.names.get(stmt.name)
+        if previous is not None:
+            self.diags.error(
+                stmt.name_span,
+                f"'{stmt.name}' is already defined in this scope",
+                (previous.span, f"'{stmt.name}' is first defined here"),
+            )
             return None
         expr = self.param_value(stmt.value, scope.path(stmt.name), scope, stmt.span)
-        if expr is not None:
-            self.declare(scope, stmt.name, _Binding(expr, stmt.name_span))
+        # A wrong value is reported; the name stays declared (with an unknown type),
+        # so that its uses are no further errors.
+        bound = ir.ParamRef(scope.path(stmt.name)) if expr is None else expr
+        self.declare(scope, stmt.name, _Binding(bound, stmt.name_span))
         return expr
 
     def constraint(self, stmt: s.Constraint, scope: _Scope) -> None:
@@ -523,12 +586,23 @@ class Lowerer:
             )
             return []
         block, owner = found
+        self.called.add(id(block))
         if block.name in scope.stack:
-            self.diags.error(stmt.name_span, f"block '{block.name}' calls itself, which cannot end")
+            cycle = (*scope.stack[scope.stack.index(block.name):], block.name)
+            through = f" through {' -> '.join(cycle)}" if len(cycle) > 2 else ""
+            self.diags.error(
+                stmt.name_span, f"block '{block.name}' calls itself{through}, which cannot end"
+            )
             return []
         prefix = scope.path(stmt.label) if stmt.label else scope.prefix
-        inner = _Scope(prefix, _Env(), scope.when, owner, (*scope.stack, block.name))
-        return self.inline(block, owner, stmt, inner, self.bind_formals(block, stmt, scope, inner))
+        inner = _Scope(
+            prefix, _Env(), scope.when, owner, (*scope.stack, block.name),
+            (*scope.calls, stmt.span),
+        )
+        bound = self.bind_formals(block, stmt, scope, inner)
+        if bound is None:  # inlining would only repeat the argument's error
+            return []
+        return self.inline(block, owner, stmt, inner, bound)
 
     def inline(
         self,
@@ -538,33 +612,33 @@ class Lowerer:
         inner: _Scope,
         bound: dict[str, ir.Expr],
     ) -> list[ir.Node]:
+        missing = [f.name for f in block.formals if f.default is None and f.name not in bound]
+        for name in missing:
+            self.diags.error(stmt.name_span, f"'{block.name}' needs the argument '{name}'")
+        if missing:  # the body would report every use of the missing formals
+            return []
         for formal in block.formals:
             if formal.name in bound:
                 self.declare(inner, formal.name, _Binding(bound[formal.name], formal.span))
                 continue
-            if formal.default is None:
-                self.diags.error(
-                    stmt.name_span, f"'{block.name}' needs the argument '{formal.name}'"
-                )
-                continue
+            assert formal.default is not None
             expr = self.value(formal.default, inner.path(formal.name), inner, formal.span)
-            if expr is not None:
-                self.declare(inner, formal.name, _Binding(expr, formal.span))
-        stmts = block.body.stmts
-        if stmts and isinstance(stmts[0], s.Docstring):
-            stmts = stmts[1:]
-        return list(self.body(stmts, inner))
+            if expr is None:  # the body would report every use of this formal
+                return []
+            self.declare(inner, formal.name, _Binding(expr, formal.span))
+        return list(self.body(_undocumented(block.body.stmts), inner))
 
     def bind_formals(
         self, block: s.BlockDef, stmt: s.Call, caller: _Scope, inner: _Scope
-    ) -> dict[str, ir.Expr]:
+    ) -> dict[str, ir.Expr] | None:
+        """The call's arguments by formal name; None when one of them is wrong."""
         names = [f.name for f in block.formals]
         bound: dict[str, ir.Expr] = {}
         for arg, name in self.match_args(stmt, names, f"block '{block.name}'"):
             expr = self.value(arg.value, inner.path(name), caller, arg.span)
             if expr is not None:
                 bound[name] = expr
-        return bound
+        return bound if len(bound) == len(stmt.args) else None
 
     def match_args(
         self, stmt: s.Call, names: Sequence[str], what: str
@@ -579,7 +653,8 @@ class Lowerer:
                     self.diags.error(arg.span, "positional arguments come before keyword arguments")
                     continue
                 if position >= len(names):
-                    self.diags.error(arg.span, f"{what} takes at most {len(names)} arguments")
+                    most = f"at most {_plural(len(names), 'argument')}" if names else "no arguments"
+                    self.diags.error(arg.span, f"{what} takes {most}")
                     continue
                 name = names[position]
             else:
@@ -621,7 +696,10 @@ class Lowerer:
             if arg_spec.name in given:
                 args.append((arg_spec.name, given[arg_spec.name]))
             elif arg_spec.required:
-                self.diags.error(stmt.span, f"'{spec.name}' needs the argument '{arg_spec.name}'")
+                if len(given) == len(stmt.args):  # else a wrong argument was meant for it
+                    self.diags.error(
+                        stmt.span, f"'{spec.name}' needs the argument '{arg_spec.name}'"
+                    )
                 return None
             elif arg_spec.default is not None:
                 args.append((arg_spec.name, ir.Const(arg_spec.default)))
@@ -649,6 +727,8 @@ class Lowerer:
         return [ir.Repeat(count, tuple(instances), path, stmt.span)]
 
     def count_bounds(self, count: ir.Expr, stmt: s.Repeat) -> tuple[int, int] | None:
+        if isinstance(count, ir.ParamRef) and count.name not in self.params:
+            return None  # a parameter whose wrong value is already reported
         values: Sequence[ir.Scalar] = ()
         if isinstance(count, ir.Const):
             values = (count.value,)

@@ -264,26 +264,37 @@ SAMPLE_SOURCES = (
         network { repeat r = 2 { b(f = 8) } linear(classes) }
     '''),
 )
-_VOCABULARY = sorted({token for text in SAMPLE_SOURCES for token in TOKEN.findall(text)})
+
+
+def tokens(text: str) -> list[str]:
+    """Crude tokens, each with the blanks before it, so that joining them gives `text`."""
+    pieces, end = [], 0
+    for match in TOKEN.finditer(text):
+        pieces.append(text[end : match.end()])
+        end = match.end()
+    pieces.append(text[end:])
+    return pieces
 
 
 @st.composite
-def mutated_sources(draw: st.DrawFn) -> str:
-    """A sample source with a few tokens deleted, cut, duplicated, swapped or inserted,
-    joined back with spaces (new lines are tokens, so they survive): mostly invalid."""
-    tokens = TOKEN.findall(draw(st.sampled_from(SAMPLE_SOURCES)))
+def mutated_sources(draw: st.DrawFn, sources: tuple[str, ...] = SAMPLE_SOURCES) -> str:
+    """A source with a few tokens deleted, cut, duplicated, swapped or inserted (tokens of
+    the same sources), spacing otherwise kept: mostly invalid."""
+    text = draw(st.sampled_from(sources))
+    pieces = tokens(text)
     for _ in range(draw(st.integers(1, 4))):
-        i = draw(st.integers(0, len(tokens) - 1))
+        i = draw(st.integers(0, len(pieces) - 1))
         edit = draw(st.sampled_from(["delete", "cut", "duplicate", "swap", "insert"]))
         if edit == "delete":
-            del tokens[i]
+            del pieces[i]
         elif edit == "cut":
-            del tokens[i : i + draw(st.integers(2, 6))]
+            del pieces[i : i + draw(st.integers(2, 6))]
         elif edit == "duplicate":
-            tokens.insert(i, tokens[i])
+            pieces.insert(i, pieces[i])
         elif edit == "swap":
-            j = draw(st.integers(0, len(tokens) - 1))
-            tokens[i], tokens[j] = tokens[j], tokens[i]
+            j = draw(st.integers(0, len(pieces) - 1))
+            pieces[i], pieces[j] = pieces[j], pieces[i]
         else:
-            tokens.insert(i, draw(st.sampled_from(_VOCABULARY)))
-    return " ".join(tokens)
+            vocabulary = sorted(set(TOKEN.findall("\n".join(sources))))
+            pieces.insert(i, " " + draw(st.sampled_from(vocabulary)))
+    return "".join(pieces)

@@ -1,0 +1,119 @@
+"""The Python API's main object: a compiled `.arch` program and what it can do.
+
+    import sparsemod_dsl as sm
+    space = sm.compile_file("stdlib/sparse_cnn.arch", input_shape=(1, 8, 8), classes=10)
+    point = space.sample(1, seed=0)[0]
+    if space.validate(point):
+        net = space.build(point)
+
+Each method delegates to one backend module; this class only binds them to a
+program.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from ax.core.search_space import SearchSpace
+
+from . import axspace, codegen, ir, point
+from .builder import bind, build
+from .compiler import check_file, compile_source
+from .errors import UsageError
+from .netlib import SparsemodNet
+
+
+class Space:
+    """A checked program bound to an input shape and a number of classes."""
+
+    def __init__(self, program: ir.Program) -> None:
+        self.program = program
+
+    @property
+    def name(self) -> str:
+        """The `arch` name."""
+        return self.program.name
+
+    @property
+    def parameters(self) -> tuple[ir.Parameter, ...]:
+        """Every parameter, searchable and fixed, in declaration order."""
+        return self.program.parameters
+
+    @property
+    def searchable(self) -> tuple[ir.Parameter, ...]:
+        """The parameters an optimiser chooses."""
+        return self.program.searchable
+
+    @cached_property
+    def search_space(self) -> SearchSpace:
+        """The flat Ax search space (one Ax parameter per IR parameter)."""
+        return axspace.search_space(self.program)
+
+    def hierarchical_search_space(self) -> SearchSpace:
+        """The Ax search space without parameters of absent parts (Ax hierarchy)."""
+        return axspace.search_space(self.program, hierarchical=True)
+
+    def validate(self, params: Mapping[str, object]) -> point.Validation:
+        """Whether a point can be built, and if not why (never raises)."""
+        return point.validate(self.program, params)
+
+    def build(self, params: Mapping[str, object]) -> SparsemodNet:
+        """The PyTorch network at a point (raises `BuildError` for invalid points)."""
+        return build(self.program, params)
+
+    def sample(self, n: int, seed: int = 0) -> list[point.Point]:
+        """`n` reproducible random points (active parameters, readable names)."""
+        return point.sample(self.program, n, seed)
+
+    def active(self, params: Mapping[str, object]) -> point.Point:
+        """The active parameters of a point, defaults filled in."""
+        return point.active(self.program, params)
+
+    def builder_source(self) -> str:
+        """A standalone Python module (torch only) that builds this space's networks."""
+        return codegen.builder_source(self.program)
+
+
+def _bound(program: ir.Program, input_shape: Sequence[int] | None, classes: int | None) -> Space:
+    program = bind(program, input_shape, classes)
+    if program.input.shape is None:
+        raise UsageError(
+            f"{program.file}: the input shape is unknown: pass input_shape or write it in the "
+            "header, e.g. `arch name(input: image(1, 8, 8), classes = 10)`"
+        )
+    if program.classes is None:
+        raise UsageError(f"{program.file}: the number of classes is unknown: pass classes")
+    return Space(program)
+
+
+def compile_file(
+    path: str | Path, input_shape: Sequence[int] | None = None, classes: int | None = None
+) -> Space:
+    """Compile a `.arch` file (with its imports) into a `Space`.
+
+    Args:
+        path: the file.
+        input_shape: (C, H, W) for images or (T, F) for sequences; defaults to the header's.
+        classes: the number of classes; defaults to the header's.
+
+    Raises:
+        UsageError: unreadable file, a library without a network, or no shape/classes.
+        ArchError: errors in the source, with positions.
+    """
+    checked = check_file(path, tuple(input_shape) if input_shape else None, classes)
+    if checked.program is None:
+        raise UsageError(f"{path}: a library of blocks has no network to compile")
+    return _bound(checked.program, input_shape, classes)
+
+
+def compile_text(
+    text: str,
+    file: str = "<string>",
+    input_shape: Sequence[int] | None = None,
+    classes: int | None = None,
+) -> Space:
+    """Like `compile_file`, for source text."""
+    shape = tuple(input_shape) if input_shape else None
+    return _bound(compile_source(text, file, shape, classes), input_shape, classes)

@@ -1,0 +1,147 @@
+"""Shared utilities for the point, builder, codegen, quantisation and stdlib tests.
+
+Every standard-library program (and the example) is compiled once per test run;
+`batch` makes an input for a program at a point (sequence programs with a
+`train.max_len` parameter see that many steps); `small_valid_points` picks sampled
+points that validate and whose networks are cheap enough to run in a test.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import pytest
+import torch
+
+from sparsemod_dsl import ir, point
+from sparsemod_dsl.compiler import check_file, compile_source
+
+ROOT = Path(__file__).resolve().parents[1]
+STDLIB = ROOT / "stdlib"
+EXAMPLE = ROOT / "examples" / "quickstart.arch"
+REFERENCE = ROOT.parent / "shared" / "reference" / "sparsemod_example_spaces.json"
+
+#: Every `.arch` file of the standard library (the library `sparse_blocks` included).
+STDLIB_FILES = tuple(sorted(STDLIB.glob("*.arch")))
+#: Every file with a program: the stdlib programs and the example.
+PROGRAM_FILES = tuple(f for f in STDLIB_FILES if f.stem != "sparse_blocks") + (EXAMPLE,)
+PROGRAM_NAMES = tuple(f.stem for f in PROGRAM_FILES)
+
+#: Forward passes are skipped for networks with more weights than this: the largest
+#: points of the sequence spaces (750 steps, 100 filters, 5 x 512 LSTM) take seconds each.
+MAX_WEIGHTS = 300_000
+
+MAX_LEN = "train.max_len"
+
+
+def src(text: str) -> str:
+    """Dedented source without the leading newline."""
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def at(text: str, needle: str, nth: int = 1) -> tuple[int, int]:
+    """Line and column (from 1) of the `nth` occurrence of `needle` in dedented `text`."""
+    text = src(text)
+    index = -1
+    for _ in range(nth):
+        index = text.index(needle, index + 1)
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+@lru_cache(maxsize=None)
+def program(name: str) -> ir.Program:
+    """The checked program of a stdlib file or of the example, by file stem."""
+    path = next(f for f in PROGRAM_FILES if f.stem == name)
+    checked = check_file(path).program
+    assert checked is not None, f"{path} has no program"
+    return checked
+
+
+#: A space using every layer and construct, with shapes that fail at some points.
+ZOO_SOURCE = '''
+arch zoo(input: image(3, 12, 12), classes = 5)
+
+network {
+    stem: conv2d(filters = choice[8, 12], kernel = int[1..4], stride = int[1..3],
+                 padding = choice["same", "valid"]) batchnorm relu
+    residual {
+        inner: conv2d(filters = in_channels, kernel = choice[3, 5], bias = choice[true, false])
+        batchnorm relu
+    }
+    sepconv2d(filters = int[4..16] step 4, kernel = choice[2, 3], stride = choice[1, 2],
+              multiplier = choice[1, 2]) relu6
+    dwconv2d(kernel = 3, padding = int[0..2], multiplier = choice[1, 2])
+    downconv2d(filters = 6, kernel = int[2..3], ratio = float[0.0..1.0], padding = "valid")
+    optional pooled {
+        avgpool(size = choice[2, 3], stride = int[1..2])
+    }
+    to_sequence
+    conv1d(filters = choice[6, 12], kernel = int[1..3], padding = choice["same", "valid"],
+           groups = choice[1, 2, 3])
+    time_distributed {
+        linear(units = int[4..12]) batchnorm relu
+        dropout(p = 0.1)
+    }
+    maxpool(size = 2, stride = 1)
+    batchnorm
+    choose rec {
+        long: lstm(hidden = int[4..16], layers = int[1..2], return_sequences = true)
+        gated: gru(hidden = int[4..16], return_sequences = true)
+    }
+    global_avg_pool
+    linear(classes)
+}
+'''
+
+
+@lru_cache(maxsize=None)
+def zoo() -> ir.Program:
+    """The checked program of `ZOO_SOURCE`."""
+    return compile_source(ZOO_SOURCE, "zoo.arch")
+
+
+def input_sizes(prog: ir.Program, pt: Mapping[str, object]) -> tuple[int, ...]:
+    """The input shape (without the batch) the network of `prog` sees at `pt`."""
+    assert prog.input.shape is not None
+    sizes = tuple(prog.input.shape)
+    full = point.complete(prog, pt)
+    if prog.input.kind == "sequence" and MAX_LEN in full:
+        sizes = (int(full[MAX_LEN]), *sizes[1:])  # type: ignore[call-overload]
+    return sizes
+
+
+def batch(prog: ir.Program, pt: Mapping[str, object], n: int = 2, seed: int = 0) -> torch.Tensor:
+    """A reproducible random input batch of `n` examples for `prog` at `pt`."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *input_sizes(prog, pt), generator=generator)
+
+
+def weights(net: torch.nn.Module) -> int:
+    """The number of weights (parameters) of a module."""
+    return sum(p.numel() for p in net.parameters())
+
+
+def small_valid_points(prog: ir.Program, n: int, seed: int) -> Iterator[point.Point]:
+    """Points of `sample(prog, n, seed)` that validate and have at most MAX_WEIGHTS weights."""
+    from sparsemod_dsl.builder import build
+
+    for pt in point.sample(prog, n, seed):
+        if point.validate(prog, pt) and weights(build(prog, pt)) <= MAX_WEIGHTS:
+            yield pt
+
+
+def is_cnn(prog: ir.Program) -> bool:
+    """True for programs with 2-D convolutions: an image input, or a sequence made one."""
+
+    ops = {layer.op for layer in ir.layers(prog.network)}
+    return prog.input.kind == "image" or "to_image" in ops
+
+
+def is_rnn(prog: ir.Program) -> bool:
+    """True for programs with an LSTM or a GRU."""
+
+    return any(layer.op in ("lstm", "gru") for layer in ir.layers(prog.network))
