@@ -1,7 +1,7 @@
 """Runtime builder: (program, point) -> a PyTorch module ready for int8 quantisation.
 
-Walks the IR at one point (only active layers, in execution order) and drives a
-`netlib.NetBuilder`, the same one generated builders embed. Each layer's
+Turns the trace of a point (its active layers in execution order, `trace`)
+into calls of a `netlib.NetBuilder`, the same one generated builders embed. Each layer's
 module key comes from its readable IR name (`block[1].layer[2].conv2d` ->
 `block__1__layer__2__conv2d`), so state-dict keys follow IR positions.
 
@@ -17,64 +17,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Sequence
 
-from . import infer, ir
+from . import ir
 from .errors import SparsemodError
 from .netlib import NetBuilder, SparsemodNet
-from .point import PointEvaluator, complete, validate
-from .shapes import Interval
+from .point import complete, validate
+from .trace import trace
 
 
 class BuildError(SparsemodError):
     """The point cannot be built; the message says why (from `validate`)."""
-
-
-class _Walker:
-    """Drives a `NetBuilder` through the IR at one point."""
-
-    def __init__(self, evaluator: PointEvaluator, net: NetBuilder):
-        self.evaluator = evaluator
-        self.net = net
-
-    def nodes(self, nodes: tuple[ir.Node, ...]) -> None:
-        for node in nodes:
-            self.node(node)
-
-    def node(self, node: ir.Node) -> None:
-        ev = self.evaluator
-        if isinstance(node, ir.Layer):
-            self.layer(node)
-        elif isinstance(node, ir.Repeat):
-            (count,) = ev.counts(node)
-            for body in node.instances[:count]:
-                self.nodes(body)
-        elif isinstance(node, ir.Choose):
-            (chosen,) = ev.alternatives(node)
-            self.nodes(dict(node.alternatives)[chosen])
-        elif isinstance(node, ir.Optional):
-            (present,) = ev.presence(node)
-            if present:
-                self.nodes(node.body)
-        elif isinstance(node, ir.Residual):
-            self.net.residual_begin()
-            self.nodes(node.body)
-            self.net.residual_end()
-        else:
-            self.net.time_distributed_begin()
-            self.nodes(node.body)
-            self.net.time_distributed_end()
-
-    def layer(self, node: ir.Layer) -> None:
-        channels = Interval.of(self.net.channels)
-        kwargs = {name: _scalar(self.evaluator.value(expr, channels)) for name, expr in node.args}
-        getattr(self.net, node.op)(node.name, **kwargs)
-
-
-def _scalar(value: object) -> object:
-    """A single value from an exact interval or a one-element set."""
-    if isinstance(value, Interval):
-        return int(value.lo) if float(value.lo).is_integer() else value.lo
-    (only,) = value  # type: ignore[misc]
-    return only
 
 
 def bind(program: ir.Program, input_shape: Sequence[int] | None = None,
@@ -110,9 +61,11 @@ def build(
     if not check.ok:
         raise BuildError(check.reason)
     full = complete(program, point)
-    evaluator = PointEvaluator(program, full)
-    shape = infer.input_shape(program, evaluator)
-    assert shape is not None
-    walker = _Walker(evaluator, NetBuilder(shape.kind, shape.sizes(), full))
-    walker.nodes(program.network)
-    return walker.net.finish()
+    shape, steps = trace(program, full)
+    net = NetBuilder(shape.kind, shape.sizes(), full)
+    for step in steps:
+        if step.layer is not None:
+            getattr(net, step.layer.op)(step.layer.name, **step.args)
+        else:
+            getattr(net, step.kind)()
+    return net.finish()
