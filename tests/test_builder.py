@@ -239,9 +239,11 @@ def test_input_shape_and_classes_overrides() -> None:
 
 def test_overrides_are_validated() -> None:
     prog = program("sparse_cnn")
-    build(prog, {"block": 2})  # 8x8 -> 4x4 -> 2x2
+    pooled = {"block": 2, "block[1].downsample": True, "block[1].rate": 2,
+              "block[2].downsample": True, "block[2].rate": 2}
+    build(prog, pooled)  # 8x8 -> 4x4 -> 2x2
     with pytest.raises(BuildError, match="maxpool"):
-        build(prog, {"block": 2}, input_shape=(1, 2, 2))  # 2x2 -> 1x1 -> no 2x2 window
+        build(prog, pooled, input_shape=(1, 2, 2))  # 2x2 -> 1x1 -> no 2x2 window
 
 
 def test_the_same_seed_gives_the_same_weights() -> None:

@@ -368,7 +368,7 @@ def test_sparse_cnn_names() -> None:
     assert {
         "train.batch_size", "block", "block[2].drop", "block[2].rate", "block[2].layer",
         "block[2].layer[3].filters", "block[2].layer[3].type",
-        "block[2].layer[3].downconv2d.ratio", "block[1].downsample_input",
+        "block[2].layer[3].downconv2d.ratio", "block[1].downsample",
         "fc", "fc[2].linear.units", "fc[2].dropout.p",
     } <= set(found)
     assert found["block[2].layer[3].downconv2d.ratio"].when == (

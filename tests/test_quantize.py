@@ -6,11 +6,12 @@ biases dominate every layer, so the logits barely depend on the input (the
 input-dependent part is often below one int8 step): raw correlations of logits are
 then ~1 and argmax agreement is 100% whatever the quantiser does. So each network
 is first made input-sensitive as training would make it: He-normal weights, zero
-biases, and batch-norm statistics measured on the calibration data. The check is
+biases, and batch-norm statistics measured on the calibration data; and the
+samples of a batch differ in overall scale (`varied`). The check is
 then on the input-dependent part of the logits (each class's logit minus its batch
 mean): its correlation between float and int8 must be above 0.8 for every point
 and above 0.9 for the median of each program's points (measured: 0.83..1.0 for
-static int8 over ~100 sampled points, medians 0.97..0.99, the deep MBConv nets
+static int8 over ~100 sampled points, medians 0.92..0.99, the deep MBConv nets
 lowest; a broken scale, observer or float island gives ~0). Argmax agreement is
 not used: near-tied logits of untrained nets flip under any noise.
 """
@@ -81,6 +82,18 @@ def sensitive(prog: ir.Program, pt: dict[str, object], calibration: list[torch.T
     return net.eval()
 
 
+def varied(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Inputs whose samples differ in overall scale (from 0.5x to 2x).
+
+    Independent noise averaged over a large feature map (global pooling over hundreds
+    of steps) leaves the outputs of different samples almost equal, so quantisation
+    noise would swamp the little input-dependent signal left; real inputs differ.
+    """
+    g = torch.Generator().manual_seed(seed)
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    return x * torch.empty(shape).uniform_(0.5, 2.0, generator=g)
+
+
 def centered_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     """Correlation of the input-dependent parts: each column minus its batch mean."""
     a, b = a - a.mean(0), b - b.mean(0)
@@ -95,11 +108,11 @@ def test_static_int8_converts_and_stays_close(name: str) -> None:
     prog = SPACES[name]
     correlations = []
     for k, pt in enumerate(points(prog)):
-        calibration = [batch(prog, pt, n=16, seed=k * 10 + s) for s in range(2)]
+        calibration = [varied(batch(prog, pt, n=16, seed=k * 10 + s), s) for s in range(2)]
         net = sensitive(prog, pt, calibration)
         before = {key: value.clone() for key, value in net.state_dict().items()}
         q = static_int8(net, calibration)
-        x = batch(prog, pt, n=24, seed=99)
+        x = varied(batch(prog, pt, n=24, seed=99), 99)
         with torch.no_grad():
             expected, got = net(x), q(x)
         assert prog.classes is not None

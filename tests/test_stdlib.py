@@ -116,7 +116,7 @@ def test_seed_spaces_match_parameter_by_parameter(name: str, reference: dict[str
                   "block[1].layer[1].type": "conv_1_layer_1_type",
                   "block[2].layer[1].downconv2d.ratio": "conv_2_layer_1_downsample",
                   "block[2].rate": "input_downsampling_rate_2",
-                  "block[1].downsample_input": "downsample_input_depth_1",
+                  "block[1].downsample": "downsample_input_depth_1",
                   "fc": "num_fc_layers", "fc[2].linear.units": "fc_weights_layer_2",
                   "fc[1].dropout.p": "drop_fc_1"}
         pairs["block[1].dropout.p" if name == "sparse_cnn_seq" else "block[1].drop"] = "drop_1"
