@@ -8,12 +8,12 @@ user for bad input; an internal error says so and how to get the traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import __version__
 from .compiler import Checked, check_file
@@ -21,6 +21,12 @@ from .errors import ArchError, SparsemodError, UsageError, render
 from .fmt import format_source
 from .infer import SpaceEvaluator, input_shape
 from .loader import read_source
+from .text import table
+from .results import write_atomic
+
+if TYPE_CHECKING:
+    from .cost import CostReport, Fit
+    from .targets import Target
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -40,6 +46,17 @@ def parse_classes(text: str) -> int:
     if not text.isdigit() or not 2 <= int(text) <= 1_000_000:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of classes (2 or more)")
     return int(text)
+
+
+def parse_sparsity(text: str) -> float:
+    """A fraction of pruned weights in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a sparsity: give a number in [0, 1)")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,6 +117,69 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--valid", action="store_true", help="only points that can be built")
     sample.set_defaults(run=_sample)
 
+    cost = commands.add_parser(
+        "cost",
+        help="report a point's parameters, flash, peak RAM, MACs and latency on a target",
+        description="Compute from the IR, without building the network, the costs of one "
+        "point of a space on a microcontroller: parameter count, flash bytes, peak RAM bytes "
+        "(activations alive at once), MACs and latency, whether it fits the target's budgets, "
+        "and a per-layer table that marks the layer setting the peak. Exit 1 when the point "
+        "cannot be built.",
+    )
+    cost.add_argument("file", metavar="FILE")
+    _shape_options(cost)
+    cost.add_argument("--params", metavar="P.json",
+                      help="a JSON object of readable parameter names -> values "
+                      "(missing ones take their defaults; default: all defaults)")
+    cost.add_argument("--target", required=True, metavar="NAME",
+                      help="a built-in target (see `sparsemodc targets`) or a target TOML file")
+    cost.add_argument("--quant", choices=("int8", "float32"), default="int8",
+                      help="weight and activation precision (default: int8)")
+    cost.add_argument("--sparsity", type=parse_sparsity, default=0.0, metavar="S",
+                      help="fraction of weights pruned, in [0, 1) (default: 0)")
+    cost.add_argument("--json", action="store_true", help="print the full report as JSON")
+    cost.set_defaults(run=_cost)
+
+    targets = commands.add_parser(
+        "targets",
+        help="list the built-in microcontroller targets",
+        description="List the built-in targets of `sparsemodc cost --target`: core, clock, "
+        "SRAM and flash, and where their figures come from. Any TOML file of the same form "
+        "is a target too: pass its path to --target.",
+    )
+    targets.set_defaults(run=_targets)
+
+    search = commands.add_parser(
+        "search",
+        help="run (or resume) a SpArSe search described by an experiment file",
+        description="Run the search of an experiment file (docs/experiment.md): Sobol points, "
+        "multi-objective Bayesian optimisation, then morphisms of the Pareto front. Prints one "
+        "line per trial. Re-running the same command on the same results directory resumes "
+        "where the last run stopped, also after a crash.",
+    )
+    search.add_argument("experiment", metavar="EXPERIMENT.toml")
+    search.set_defaults(run=_search)
+
+    report = commands.add_parser(
+        "report",
+        help="print the Pareto table of a results directory and write plots",
+        description="Print the Pareto-front networks of a search in real units (error %, "
+        "flash KB, RAM KB, latency ms) and write pareto.png and best_error.png into the "
+        "results directory.",
+    )
+    report.add_argument("results", metavar="RESULTS_DIR")
+    report.set_defaults(run=_report)
+
+    show = commands.add_parser(
+        "show",
+        help="print one trial's network: layers, shapes and costs",
+        description="Print a trial of a search: its parameters, and its network's layers "
+        "with output shapes, parameters, MACs and live RAM, and its totals.",
+    )
+    show.add_argument("results", metavar="RESULTS_DIR")
+    show.add_argument("--trial", type=int, required=True, metavar="ID")
+    show.set_defaults(run=_show)
+
     fmt = commands.add_parser(
         "fmt",
         help="print .arch files in canonical form",
@@ -159,6 +239,122 @@ def _sample(args: argparse.Namespace) -> int:
         points = space.sample(args.n, args.seed)
     for point in points:
         print(json.dumps(point))
+    return EXIT_OK
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from . import cost  # noqa: PLC0415 (torch and Ax load only when needed)
+    from .space import compile_file  # noqa: PLC0415
+    from .targets import load_target  # noqa: PLC0415
+
+    target = load_target(args.target)
+    params = _read_params(args.params)
+    space = _compiled(args, compile_file)
+    if space is None:
+        return EXIT_ERRORS
+    check = space.validate(params)
+    if not check:
+        print(f"{args.params or args.file}: the point cannot be built: {check.reason}",
+              file=sys.stderr)
+        return EXIT_ERRORS
+    report = cost.cost(space.program, params, target, args.quant, args.sparsity)
+    fit = cost.fit(report, target)
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(report), "fit": dataclasses.asdict(fit)},
+                         indent=1))
+    else:
+        print(cost_summary(args.file, space.name, report, fit, target))
+    return EXIT_OK
+
+
+def _read_params(path: str | None) -> dict[str, Any]:
+    """The point in a --params file: a JSON object of readable names -> values."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(read_source(path))
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path}: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: must be a JSON object of readable parameter names -> values")
+    return data
+
+
+def cost_summary(file: str, arch: str, report: CostReport, fit: Fit, target: Target) -> str:
+    """The text report of `sparsemodc cost`: totals, budgets, then the per-layer table."""
+    from .targets import KB  # noqa: PLC0415
+    lines = [
+        f"{file}: arch {arch}, {report.quant}, sparsity {report.sparsity:g}, on {target.name} "
+        f"({target.core}, {target.clock_mhz:g} MHz)",
+        f"  parameters  {report.params:,}",
+        f"  flash       {report.flash_bytes / KB:.1f} KB ({report.flash_bytes:,} bytes)",
+        f"  peak RAM    {report.peak_ram_bytes / KB:.1f} KB ({report.peak_ram_bytes:,} bytes), "
+        f"set by {report.peak_layer}",
+        f"  MACs        {report.macs:,}",
+        f"  latency     {report.latency_ms:.2f} ms",
+        f"  fits        {'yes' if fit.ok else 'no'}: RAM {fit.ram_bytes / KB:.1f} of "
+        f"{fit.ram_budget_bytes / KB:.1f} KB, flash {fit.flash_bytes / KB:.1f} of "
+        f"{fit.flash_budget_bytes / KB:.1f} KB" + ("" if fit.ok else f" ({fit.reason})"),
+        "",
+    ]
+    header = ("layer", "op", "output", "params", "MACs", "act B", "RAM B", "flash B", "ms")
+    rows = [header] + [
+        (row.name, row.op, "x".join(map(str, row.output)), f"{row.params:,}", f"{row.macs:,}",
+         f"{row.activation_bytes:,}", f"{row.ram_bytes:,}", f"{row.flash_bytes:,}",
+         f"{row.latency_ms:.3f}")
+        for row in report.layers
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for index, row in enumerate(rows):
+        cells = [cell.ljust(w) if i < 3 else cell.rjust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        peak = index > 0 and report.layers[index - 1].name == report.peak_layer
+        lines.append("  ".join(cells) + ("  <- peak RAM" if peak else ""))
+    return "\n".join(lines)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .experiment import load_experiment  # noqa: PLC0415
+    from .report import pareto_table  # noqa: PLC0415
+    from .search import Search  # noqa: PLC0415
+
+    experiment = load_experiment(args.experiment)
+    engine = Search(experiment)
+    engine.run()
+    print()
+    print(pareto_table(engine.journal.trials(), engine.objectives))
+    print(f"\nresults: {experiment.results} (`sparsemodc report {experiment.results}`)")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import report  # noqa: PLC0415
+
+    text, plots = report(Path(args.results))
+    print(text)
+    print("\nplots: " + ", ".join(str(p) for p in plots))
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .report import show  # noqa: PLC0415
+
+    print(show(Path(args.results), args.trial))
+    return EXIT_OK
+
+
+def _targets(args: argparse.Namespace) -> int:
+    from .targets import KB, builtin_dir, builtin_targets  # noqa: PLC0415
+
+    rows = [
+        (t.name, t.core, f"{t.clock_mhz:g} MHz", f"{t.sram_bytes // KB} KB",
+         f"{t.flash_bytes // KB} KB", t.source)
+        for t in builtin_targets()
+    ]
+    print(table(rows, ("name", "core", "clock", "SRAM", "flash", "figures from"), left=6))
+    print(f"\nKB = 1024 bytes. The files are in {builtin_dir()}; each figure cites its "
+          "source there.\nYour own target: copy one into any folder, edit it and pass its "
+          "path, e.g. `--target boards/my_board.toml` (format: docs/cost-models.md).")
     return EXIT_OK
 
 
@@ -230,22 +426,6 @@ def _fmt(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(formatted)
     return status
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that readers never see a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _print_error(error: ArchError, file: str, text: str | None = None) -> None:

@@ -108,11 +108,13 @@ def _window(
     """Output size of a sliding window: floor((n + 2p - k) / s) + 1."""
     hi = math.floor((size.hi + 2 * pad.hi - kernel.lo) / stride.lo) + 1
     if hi < 1:
-        raise LayerError(
-            f"the input {dim} is at most {size.hi:g}, smaller than the {what} "
-            f"({kernel.lo:g} at the least, with padding {pad.hi:g})",
-            "kernel" if what == "kernel" else "size",
-        )
+        padding = f" with padding {pad.hi:g}" if pad.hi else ""
+        if size.exact and kernel.exact:  # one point: plain numbers
+            message = f"the input {dim} {size.hi:g} is smaller than the {what} {kernel.lo:g}"
+        else:
+            message = (f"the input {dim} is at most {size.hi:g}, smaller than the {what} "
+                       f"({kernel.lo:g} at the least)")
+        raise LayerError(message + padding, "kernel" if what == "kernel" else "size")
     lo = math.floor((size.lo + 2 * pad.lo - kernel.hi) / stride.hi) + 1
     return Interval(max(lo, 1), hi)
 

@@ -19,10 +19,12 @@ from typing import Mapping, Sequence
 from ax.core.search_space import SearchSpace
 
 from . import axspace, codegen, ir, point
+from . import cost as cost_model
 from .builder import bind, build
 from .compiler import check_file, compile_source
 from .errors import UsageError
 from .netlib import SparsemodNet
+from .targets import Target, load_target
 
 
 class Space:
@@ -70,6 +72,36 @@ class Space:
     def active(self, params: Mapping[str, object]) -> point.Point:
         """The active parameters of a point, defaults filled in."""
         return point.active(self.program, params)
+
+    def cost(self, params: Mapping[str, object], target: Target | str | None = None,
+             quant: str = "int8", sparsity: float = 0.0) -> cost_model.CostReport:
+        """Parameters, flash bytes, peak RAM bytes, MACs and latency (ms, with a target:
+        a `Target`, a built-in name or a TOML path) of a point, from the IR.
+
+        Raises `PointError` (with `validate`'s reason) for a point that cannot be built.
+        """
+        self._check(params)
+        resolved = None if target is None else self._target(target)
+        return cost_model.cost(self.program, params, resolved, quant, sparsity)
+
+    def fits(self, params: Mapping[str, object], target: Target | str, quant: str = "int8",
+             sparsity: float = 0.0) -> cost_model.Fit:
+        """Whether a point fits the target's SRAM and flash budgets; `.reason` says why not.
+
+        Raises `PointError` (with `validate`'s reason) for a point that cannot be built.
+        """
+        self._check(params)
+        return cost_model.fits(self.program, params, self._target(target), quant, sparsity)
+
+    def _check(self, params: Mapping[str, object]) -> None:
+        check = point.validate(self.program, params)
+        if not check:
+            raise point.PointError(check.reason)
+
+    @staticmethod
+    def _target(target: Target | str) -> Target:
+        """A target given as itself, a built-in name or a TOML path."""
+        return load_target(target) if isinstance(target, str) else target
 
     def builder_source(self) -> str:
         """A standalone Python module (torch only) that builds this space's networks."""

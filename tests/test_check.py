@@ -135,7 +135,7 @@ def test_input_too_small_for_the_deepest_downsampling() -> None:
     # 8 -> 4 -> 2 -> 1: the fourth 2x2 pooling has nothing left to pool.
     text = network("repeat r = 4 { maxpool(2) }")
     (d,) = fail(text)
-    assert "'maxpool': the input height is at most 1, smaller than the window" in d.message
+    assert "'maxpool': the input height 1 is smaller than the window 2" in d.message
     assert "(at r[4].maxpool)" in d.message and d.message.endswith(EVERYWHERE)
     assert where(d) == at(text, "maxpool")
     checked(network("repeat r = 3 { maxpool(2) }"))
@@ -250,7 +250,7 @@ def test_max_len_sets_the_steps() -> None:
     checked(max_len_space(8, 50))
     text = max_len_space(4, 50)
     (d,) = fail(text)
-    assert "'maxpool': the input length is at most 1" in d.message and "r[3]" in d.message
+    assert "'maxpool': the input length 1 is smaller than the window 2" in d.message and "r[3]" in d.message
     assert d.message.endswith("where train.max_len is 4, its smallest value")
     # The header's 100 steps would pass: max_len, not the header, sets the steps.
     checked(network("repeat r = 3 { maxpool(2) }", "lstm(8)", header=SEQUENCE,

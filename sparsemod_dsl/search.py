@@ -1,0 +1,406 @@
+"""The SpArSe search engine: Sobol points, multi-objective BO, morphisms.
+
+A search compiles the experiment's `.arch` file for its dataset, then runs
+three stages, each trial being one network trained and measured:
+
+1. `sobol`: quasi-random points of the Ax search space;
+2. `bo`: rounds of `bo_batch` points proposed by Ax's multi-objective Bayesian
+   optimisation (BoTorch, noisy expected hypervolume improvement) from every
+   observation so far;
+3. `morph`: children of Pareto-front networks (`morph`), the one the surrogate
+   model rates best trained from its parent's weights.
+
+A point that `validate` rejects or that does not fit the target is recorded as
+infeasible, with the reason, and never trained; a trial that raises is recorded
+as failed and the search goes on. Every event goes to the append-only journal
+first, so re-running the same command resumes where the last run stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from . import axspace
+from .cost import cost, fits
+from .data import load_dataset, resolve
+from .errors import SparsemodError
+from .experiment import Experiment, canonical_settings, experiment_hash, load_experiment
+from .morph import Mutation, inherit, mutate
+from .point import Point, validate
+from .results import (
+    Journal,
+    Trial,
+    load_network_record,
+    load_state,
+    pareto_front,
+    prune_networks,
+    save_network,
+    save_state,
+    sha256_text,
+    write_atomic,
+    write_csv,
+)
+from .space import Space, compile_file
+from .targets import Target, load_target
+from .infer import MAX_LEN
+from .train import Trainer, TrainConfig, batches, default_trainer, evaluate
+
+
+#: Acquisition optimiser settings: Ax's defaults spend minutes per batch on two
+#: cores for a few dozen parameters; these keep a batch to seconds.
+ACQUISITION = {
+    "num_restarts": 2,
+    "raw_samples": 128,
+    "options": {"maxiter_alternating": 2, "maxiter_continuous": 20, "maxiter_discrete": 2,
+                "maxiter_init": 20},
+}
+#: Even cheaper settings for tests (`Search(..., fast=True)`).
+FAST_ACQUISITION = {
+    "num_restarts": 1,
+    "raw_samples": 16,
+    "options": {"maxiter_alternating": 1, "maxiter_continuous": 5, "maxiter_discrete": 1,
+                "maxiter_init": 5},
+}
+
+
+class SearchError(SparsemodError):
+    """The search cannot run (bad data binding, no feasible point found, ...)."""
+
+
+@dataclass
+class Outcome:
+    """What one trial produced: a status, a reason, and measurements (journal units)."""
+
+    status: str
+    reason: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+Proposal = tuple[Point, "Trial | None", Sequence[str]]
+
+
+class Search:
+    """One experiment: its space, data, target, results directory and optimiser."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        trainer: Trainer | None = None,
+        report: Callable[[str], None] = print,
+        fast: bool = False,
+    ) -> None:
+        self.config = experiment
+        self.report = report
+        self.acquisition = FAST_ACQUISITION if fast else ACQUISITION
+        data = experiment.data
+        options = {**data.options, **({"collate": data.collate} if data.collate else {})}
+        self.data = load_dataset(data.dataset, experiment.seed, options)
+        self.space: Space = compile_file(
+            experiment.arch, self.data.input_shape, self.data.classes
+        )
+        self.program = self.space.program
+        self._check_splitter()
+        self.arch_source = experiment.arch.read_text(encoding="utf-8")
+        self.target = self._target()
+        custom = experiment.training.trainer
+        self.trainer: Trainer = trainer or (resolve(custom) if custom else default_trainer)
+        self.rng = random.Random(experiment.seed)
+        self.results = experiment.results
+        self.results.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.results / "journal.jsonl")
+        self.state = load_state(
+            self.results, experiment_hash(experiment), sha256_text(self.arch_source),
+            canonical_settings(experiment),
+        )
+        self.objectives = list(experiment.objectives.minimize)
+        self.ax = self._ax_experiment()
+        self._write_setup()
+
+    def _check_splitter(self) -> None:
+        """`data.splitter` and a `train.max_len` parameter go together: the network sees
+        chunks of max_len steps, which only the splitter makes."""
+        declared = any(p.name == MAX_LEN for p in self.program.parameters)
+        if self.config.data.splitter != declared:
+            raise SearchError(
+                f"{self.config.path}: data.splitter is {str(self.config.data.splitter).lower()}"
+                f" but {self.config.arch.name} {'declares' if declared else 'has no'} "
+                f"`max_len` in its train section; they go together (the splitter cuts "
+                f"sequences into chunks of train.max_len steps)"
+            )
+        if declared and self.data.kind != "sequence":
+            raise SearchError(f"{self.config.path}: data.splitter needs sequence data")
+
+    def _target(self) -> Target | None:
+        settings = self.config.target
+        if settings.name is None:
+            return None
+        target = load_target(settings.name)
+        if settings.ram_bytes is not None:  # the budget itself: nothing reserved on top
+            target = dataclasses.replace(target, sram_bytes=settings.ram_bytes,
+                                         reserved_ram_bytes=0)
+        if settings.flash_bytes is not None:
+            target = dataclasses.replace(target, flash_bytes=settings.flash_bytes,
+                                         reserved_flash_bytes=0)
+        return target
+
+    def _write_setup(self) -> None:
+        """What `report` and `show` need to rebuild networks without the experiment file."""
+        write_atomic(self.results / "setup.json", json.dumps({
+            "experiment": str(self.config.path),
+            "arch": str(self.config.arch),
+            "input_shape": list(self.data.input_shape),
+            "classes": self.data.classes,
+            "target": self.config.target.name,
+            "quantization": self.config.training.quantization,
+            "objectives": self.objectives,
+        }, indent=1) + "\n")
+
+    # --- the optimiser -----------------------------------------------------------------
+
+    def _ax_experiment(self) -> Any:
+        from ax.core.experiment import Experiment as AxExperiment
+        from ax.core.objective import Objective
+        from ax.core.optimization_config import (
+            MultiObjectiveOptimizationConfig,
+            OptimizationConfig,
+        )
+
+        objective = Objective(
+            expression=", ".join(f"-{o}" for o in self.objectives),
+            metric_name_to_signature={o: o for o in self.objectives},
+        )
+        config_type = (
+            OptimizationConfig if len(self.objectives) == 1 else MultiObjectiveOptimizationConfig
+        )
+        return AxExperiment(
+            search_space=axspace.search_space(self.program),
+            name=self.config.name,
+            optimization_config=config_type(objective=objective),
+        )
+
+    def _observe(self, trial: Trial) -> None:
+        """Tell Ax about a finished trial; only completed ones carry data."""
+        from ax.core.arm import Arm
+        from ax.core.data import Data
+
+        ax_trial = self.ax.new_trial()
+        ax_trial.add_arm(Arm(parameters=axspace.to_ax(trial.params, self.program)))
+        ax_trial.mark_running(no_runner_required=True)
+        if trial.status != "completed":
+            ax_trial.mark_failed()
+            return
+        rows = [
+            {"arm_name": ax_trial.arm.name, "metric_name": o, "metric_signature": o,
+             "mean": float(trial.objective(o)), "sem": 0.0,  # type: ignore[arg-type]
+             "trial_index": ax_trial.index}
+            for o in self.objectives
+        ]
+        self.ax.attach_data(Data(df=pd.DataFrame(rows)))
+        ax_trial.mark_completed()
+
+    def _propose(self, generator: str, n: int) -> list[Point]:
+        from ax.adapter.registry import Generators
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if generator == "sobol":
+                adapter = Generators.SOBOL(
+                    experiment=self.ax, seed=self.config.seed + len(self.ax.trials)
+                )
+                run = adapter.gen(n=n)
+            else:
+                adapter = Generators.BOTORCH_MODULAR(
+                    experiment=self.ax, data=self.ax.lookup_data()
+                )
+                run = adapter.gen(n=n, model_gen_options={"optimizer_kwargs": self.acquisition})
+        return [axspace.to_point(dict(arm.parameters), self.program) for arm in run.arms]
+
+    # --- one trial ------------------------------------------------------------------------
+
+    def _precision(self) -> str:
+        return "float32" if self.config.training.quantization == "none" else "int8"
+
+    def infeasibility(self, point: Point) -> str | None:
+        """Why a point cannot be trained (invalid, or too big for the target), or None."""
+        check = validate(self.program, point)
+        if not check:
+            return check.reason
+        if self.target is not None:
+            fit = fits(self.program, point, self.target, self._precision())
+            if not fit.ok:
+                return fit.reason
+        return None
+
+    def run_trial(self, stage: str, point: Point, epochs: int, parent: Trial | None = None,
+                  changes: Sequence[str] = (), trial_id: int | None = None) -> Trial:
+        """Check, train and measure one point, journalling before and after."""
+        if trial_id is None:
+            trial_id = self.state.next_trial
+            self.state.next_trial += 1
+            save_state(self.results, self.state)
+        self.journal.append({
+            "event": "started", "trial": trial_id, "stage": stage, "params": point,
+            "parent": None if parent is None else parent.id, "changes": list(changes),
+            "epochs": epochs,
+        })
+        outcome = self._evaluate(point, epochs, parent, trial_id)
+        self.journal.append({
+            "event": "finished", "trial": trial_id, "status": outcome.status,
+            "reason": outcome.reason, **outcome.metrics,
+        })
+        trial = self.journal.trial(trial_id)
+        self._observe(trial)
+        self.report(summary(trial))
+        return trial
+
+    def _evaluate(self, point: Point, epochs: int, parent: Trial | None, trial_id: int) -> Outcome:
+        reason = self.infeasibility(point)
+        if reason is not None:
+            return Outcome("infeasible", reason)
+        training = self.config.training
+        try:
+            net = self.space.build(point)
+            if parent is not None:
+                inherit(net, load_network_record(self.results, parent.id).state_dict)
+            config = TrainConfig.from_point(
+                point, epochs, training.pruning, training.quantization,
+                self.config.device, self.config.seed + trial_id,
+            )
+            result = self.trainer(net, self.data, config)
+            test_error = evaluate(result.model, batches(self.data.test, self.data, config, False))
+        except SparsemodError as error:
+            return Outcome("failed", str(error))
+        except (RuntimeError, ValueError) as error:  # e.g. out of memory, NaNs in torch
+            return Outcome("failed", f"{type(error).__name__}: {error}")
+        measured = cost(self.program, point, self.target, self._precision(), result.sparsity)
+        save_network(self.results, trial_id, result.float_model.state_dict(), point,
+                     self.arch_source, {"val_error": result.val_error})
+        return Outcome("completed", metrics={
+            "error": result.val_error,
+            "flash_bytes": measured.flash_bytes,
+            "ram_bytes": measured.peak_ram_bytes,
+            "macs": measured.macs,
+            "latency_ms": measured.latency_ms,
+            "train_seconds": result.train_seconds,
+            "sparsity": result.sparsity,
+            "test_error": test_error,
+        })
+
+    # --- stages ---------------------------------------------------------------------------
+
+    def run(self) -> list[Trial]:
+        """Run (or resume) the whole search; returns the Pareto front."""
+        started = time.monotonic()
+        for trial in self.journal.trials():
+            if trial.status == "interrupted":
+                self.report(f"trial {trial.id} was interrupted: running it again")
+                parent = None if trial.parent is None else self.journal.trial(trial.parent)
+                self.run_trial(trial.stage, trial.params, int(trial.extra.get("epochs", 1)),
+                               parent, trial.extra.get("changes", ()), trial.id)
+            else:
+                self._observe(trial)
+        stages = self.config.stages
+        epochs = stages.epochs
+        self._stage("sobol", stages.sobol, 1, epochs[0], self._sobol_batch)
+        self._stage("bo", stages.bo_rounds * stages.bo_batch, stages.bo_batch, epochs[1],
+                    self._bo_batch)
+        self._stage("morph", stages.morph_rounds, 1, epochs[2], self._morph_batch)
+        front = self._finish()
+        self.state.seconds += time.monotonic() - started
+        save_state(self.results, self.state)
+        return front
+
+    def _stage(self, stage: str, total: int, batch: int, epochs: int,
+               propose: Callable[[int], list[Proposal]]) -> None:
+        """Run trials of a stage until it holds `total` of them (resuming counts)."""
+        empty = 0
+        while (done := sum(t.stage == stage for t in self.journal.trials())) < total:
+            proposals = propose(min(batch, total - done))
+            if not proposals:
+                empty += 1
+                if empty > 3:
+                    self.report(f"stage {stage}: no new candidates; going on")
+                    return
+            for point, parent, changes in proposals:
+                self.run_trial(stage, point, epochs, parent, changes)
+
+    def _sobol_batch(self, n: int) -> list[Proposal]:
+        return [(p, None, ()) for p in self._propose("sobol", n)]
+
+    def _bo_batch(self, n: int) -> list[Proposal]:
+        if sum(t.status == "completed" for t in self.journal.trials()) < 2:
+            return self._sobol_batch(n)  # the surrogate needs data: explore until it has
+        return [(p, None, ()) for p in self._propose("bo", n)]
+
+    def _morph_batch(self, n: int) -> list[Proposal]:
+        front = pareto_front(self.journal.trials(), self.objectives)
+        candidates: list[tuple[Mutation, Trial]] = []
+        for _ in range(self.config.stages.morph_candidates if front else 0):
+            parent = self.rng.choice(front)
+            mutation = mutate(self.program, parent.params, self.rng)
+            if mutation is not None and self.infeasibility(mutation.point) is None:
+                candidates.append((mutation, parent))
+        if not candidates:
+            return []
+        best, parent = candidates[self._best_candidate([m.point for m, _ in candidates])]
+        return [(best.point, parent, best.changes)]
+
+    def _best_candidate(self, points: list[Point]) -> int:
+        """The candidate whose predicted objectives lie closest to the best seen so far.
+
+        Predictions come from the BO surrogate; each objective is scaled by the
+        range observed, so that error fractions and bytes weigh alike.
+        """
+        from ax.adapter.registry import Generators
+        from ax.core.observation import ObservationFeatures
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            adapter = Generators.BOTORCH_MODULAR(experiment=self.ax, data=self.ax.lookup_data())
+            means, _ = adapter.predict(
+                [ObservationFeatures(axspace.to_ax(p, self.program)) for p in points]
+            )
+        completed = [t for t in self.journal.trials() if t.status == "completed"]
+        scores = [0.0] * len(points)
+        for objective in self.objectives:
+            seen = [float(t.objective(objective)) for t in completed]  # type: ignore[arg-type]
+            low, spread = min(seen), (max(seen) - min(seen)) or 1.0
+            for k, value in enumerate(means[objective]):
+                scores[k] += ((value - low) / spread) ** 2
+        return min(range(len(points)), key=scores.__getitem__)
+
+    # --- results ---------------------------------------------------------------------------
+
+    def _finish(self) -> list[Trial]:
+        """Keep only Pareto networks and write the CSV; returns the front."""
+        trials = self.journal.trials()
+        front = pareto_front(trials, self.objectives)
+        prune_networks(self.results, {t.id for t in front})
+        write_csv(trials, self.results / "trials.csv")
+        return front
+
+
+def summary(trial: Trial) -> str:
+    """One line per trial, in units users read."""
+    head = f"trial {trial.id:>3} [{trial.stage}]"
+    if trial.status != "completed":
+        return f"{head} {trial.status}: {trial.reason}"
+    latency = f", latency {trial.latency_ms:.2f} ms" if trial.latency_ms is not None else ""
+    return (f"{head} error {100 * (trial.error or 0):.1f}%, "
+            f"flash {(trial.flash_bytes or 0) / 1024:.1f} KB, "
+            f"RAM {(trial.ram_bytes or 0) / 1024:.1f} KB{latency}, "
+            f"trained in {trial.train_seconds or 0:.1f} s")
+
+
+def run_search(path: str | Path, **kwargs: Any) -> list[Trial]:
+    """Load an experiment file and run (or resume) its search."""
+    return Search(load_experiment(path), **kwargs).run()
