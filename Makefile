@@ -1,6 +1,6 @@
 # Two entry points, each setting up everything it needs in .venv first:
 #   make test   -- install and run the test suite (what CI runs)
-#   make demo   -- install and run the main job on the built-in example
+#   make demo   -- install and run the main job: a search on the digits example
 # The CPU build of torch is installed first, pinned, so that no CUDA build is pulled in.
 
 VENV ?= .venv
@@ -26,10 +26,8 @@ test: install
 	$(BIN)/pytest -q -n 2 -p no:cacheprovider
 
 demo: install
-	$(BIN)/sparsemodc check stdlib/*.arch examples/*.arch
-	$(BIN)/sparsemodc fmt --check stdlib/*.arch examples/*.arch
-	$(BIN)/sparsemodc compile examples/quickstart.arch --emit searchspace > /dev/null
-	$(BIN)/sparsemodc sample examples/quickstart.arch -n 3 --seed 0 --valid
+	$(BIN)/sparsemodc search examples/digits/experiment.toml
+	$(BIN)/sparsemodc report results/digits
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -319,7 +319,7 @@ def _search(args: argparse.Namespace) -> int:
     from .search import Search  # noqa: PLC0415
 
     experiment = load_experiment(args.experiment)
-    engine = Search(experiment)
+    engine = Search(experiment, progress=True)
     engine.run()
     print()
     print(pareto_table(engine.journal.trials(), engine.objectives))

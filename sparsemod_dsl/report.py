@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from .cost import cost
 from .errors import UsageError
-from .results import Journal, Trial, pareto_front
+from .results import Journal, Trial, pareto_front, read_state
 from .space import compile_file
 from .targets import load_target
 from .text import table
@@ -114,7 +114,9 @@ def report(results: Path) -> tuple[str, list[Path]]:
     if not trials:
         raise UsageError(f"{results}: the search has no trials yet")
     objectives = list(info["objectives"])
-    return pareto_table(trials, objectives), plot(trials, objectives, results)
+    state = read_state(results)
+    spent = "" if state is None else f"\nsearch time: {state.seconds / 60:.1f} min"
+    return pareto_table(trials, objectives) + spent, plot(trials, objectives, results)
 
 
 def show(results: Path, trial_id: int) -> str:

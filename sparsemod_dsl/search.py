@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
+from tqdm import tqdm
 
 from . import axspace
 from .cost import cost, fits
@@ -95,11 +96,13 @@ class Search:
         self,
         experiment: Experiment,
         trainer: Trainer | None = None,
-        report: Callable[[str], None] = print,
+        report: Callable[[str], None] = tqdm.write,
         fast: bool = False,
+        progress: bool = False,
     ) -> None:
         self.config = experiment
         self.report = report
+        self.progress = progress
         self.acquisition = FAST_ACQUISITION if fast else ACQUISITION
         data = experiment.data
         options = {**data.options, **({"collate": data.collate} if data.collate else {})}
@@ -321,17 +324,23 @@ class Search:
 
     def _stage(self, stage: str, total: int, batch: int, epochs: int,
                propose: Callable[[int], list[Proposal]]) -> None:
-        """Run trials of a stage until it holds `total` of them (resuming counts)."""
+        """Run trials of a stage until it holds `total` of them (resuming counts), with a
+        progress bar on a terminal."""
         empty = 0
-        while (done := sum(t.stage == stage for t in self.journal.trials())) < total:
-            proposals = propose(min(batch, total - done))
-            if not proposals:
-                empty += 1
-                if empty > 3:
-                    self.report(f"stage {stage}: no new candidates; going on")
-                    return
-            for point, parent, changes in proposals:
-                self.run_trial(stage, point, epochs, parent, changes)
+        done = sum(t.stage == stage for t in self.journal.trials())
+        with tqdm(total=total, initial=done, desc=f"{stage:>5}", unit="trial", leave=False,
+                  disable=None if self.progress else True) as bar:
+            while done < total:
+                proposals = propose(min(batch, total - done))
+                if not proposals:
+                    empty += 1
+                    if empty > 3:
+                        self.report(f"stage {stage}: no new candidates; going on")
+                        return
+                for point, parent, changes in proposals:
+                    self.run_trial(stage, point, epochs, parent, changes)
+                    bar.update()
+                done = sum(t.stage == stage for t in self.journal.trials())
 
     def _sobol_batch(self, n: int) -> list[Proposal]:
         return [(p, None, ()) for p in self._propose("sobol", n)]
