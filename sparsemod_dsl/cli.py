@@ -206,9 +206,7 @@ def _compile(args: argparse.Namespace) -> int:
     from . import axspace, codegen  # noqa: PLC0415 (torch and Ax load only when needed)
     from .space import compile_file  # noqa: PLC0415
 
-    space = _compiled(args, compile_file)
-    if space is None:
-        return EXIT_ERRORS
+    space = compile_file(args.file, args.input, args.classes)
     if args.emit == "searchspace":
         text = json.dumps(axspace.describe(space.program), indent=1) + "\n"
     elif args.emit == "builder":
@@ -228,9 +226,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise UsageError("-n must be at least 1")
-    space = _compiled(args, compile_file)
-    if space is None:
-        return EXIT_ERRORS
+    space = compile_file(args.file, args.input, args.classes)
     if args.valid:
         points = [p for p in space.sample(args.n * 20, args.seed) if space.validate(p)][: args.n]
         if len(points) < args.n:
@@ -249,9 +245,7 @@ def _cost(args: argparse.Namespace) -> int:
 
     target = load_target(args.target)
     params = _read_params(args.params)
-    space = _compiled(args, compile_file)
-    if space is None:
-        return EXIT_ERRORS
+    space = compile_file(args.file, args.input, args.classes)
     check = space.validate(params)
     if not check:
         print(f"{args.params or args.file}: the point cannot be built: {check.reason}",
@@ -358,22 +352,13 @@ def _targets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _compiled(args: argparse.Namespace, compile_file: Callable[..., Any]) -> Any:
-    """The compiled space of `args.file`, or None after printing its errors."""
-    try:
-        return compile_file(args.file, args.input, args.classes)
-    except ArchError as error:
-        _print_error(error, args.file)
-        return None
-
-
 def _check(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for file in args.files:
         try:
             checked = check_file(file, args.input, args.classes)
         except ArchError as error:
-            _print_error(error, file)
+            _print_error(error)
             status = EXIT_ERRORS
             continue
         print(summary(file, checked))
@@ -409,7 +394,7 @@ def _fmt(args: argparse.Namespace) -> int:
         try:
             formatted = format_source(text, file)
         except ArchError as error:
-            _print_error(error, file, text)
+            _print_error(error, {file: text})
             status = EXIT_ERRORS
             continue
         if args.check:
@@ -428,8 +413,9 @@ def _fmt(args: argparse.Namespace) -> int:
     return status
 
 
-def _print_error(error: ArchError, file: str, text: str | None = None) -> None:
-    sources: dict[str, str] = {} if text is None else {file: text}
+def _print_error(error: ArchError, sources: dict[str, str] | None = None) -> None:
+    """Render errors with the quoted source lines (read from disk unless given)."""
+    sources = dict(sources or {})
     for diagnostic in error.diagnostics:
         name = diagnostic.span.file
         if name not in sources:
@@ -450,6 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"sparsemodc: error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except ArchError as error:
+        _print_error(error)
+        return EXIT_ERRORS
     except SparsemodError as error:
         print(f"sparsemodc: error: {error}", file=sys.stderr)
         return EXIT_ERRORS
