@@ -21,6 +21,7 @@ from .errors import Diagnostics
 from .infer import MAX_LEN, Inference, ShapeIssue, SpaceEvaluator, input_shape
 from .layers import LAYERS, ArgSpec
 from .shapes import Interval, Shape
+from .syntax import Span
 
 PADDING_MODES = ("same", "valid")
 
@@ -158,6 +159,6 @@ def _check_shapes(
         )
 
 
-def _last_span(program: ir.Program) -> "ir.Span":
+def _last_span(program: ir.Program) -> Span:
     layers = list(ir.layers(program.network))
     return layers[-1].span if layers else program.network[-1].span

@@ -117,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--valid", action="store_true", help="only points that can be built")
     sample.set_defaults(run=_sample)
 
+    morph = commands.add_parser(
+        "morph",
+        help="print mutated parametrizations of a point as JSON lines",
+        description="Print N reproducible mutations of the point in --params (the children "
+        "the search's morphism stage draws from), one JSON object per line: the child's "
+        "active parameters (\"params\"), the operator and what it changed (\"changes\"). "
+        "Every child can be built. Exit 1 when the point itself cannot be built.",
+    )
+    morph.add_argument("file", metavar="FILE")
+    _shape_options(morph)
+    morph.add_argument("--params", metavar="P.json",
+                       help="a JSON object of readable parameter names -> values "
+                       "(missing ones take their defaults; default: all defaults)")
+    morph.add_argument("-n", type=int, default=5, metavar="N", help="how many (default 5)")
+    morph.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    morph.set_defaults(run=_morph)
+
     cost = commands.add_parser(
         "cost",
         help="report a point's parameters, flash, peak RAM, MACs and latency on a target",
@@ -235,6 +252,33 @@ def _sample(args: argparse.Namespace) -> int:
         points = space.sample(args.n, args.seed)
     for point in points:
         print(json.dumps(point))
+    return EXIT_OK
+
+
+def _morph(args: argparse.Namespace) -> int:
+    import random  # noqa: PLC0415
+
+    from .morph import mutate  # noqa: PLC0415 (torch loads only when needed)
+    from .point import active  # noqa: PLC0415
+    from .space import compile_file  # noqa: PLC0415
+
+    if args.n < 1:
+        raise UsageError("-n must be at least 1")
+    params = _read_params(args.params)
+    space = compile_file(args.file, args.input, args.classes)
+    check = space.validate(params)
+    if not check:
+        print(f"{args.params or args.file}: the point cannot be built: {check.reason}",
+              file=sys.stderr)
+        return EXIT_ERRORS
+    parent, rng = active(space.program, params), random.Random(args.seed)
+    for _ in range(args.n):
+        mutation = mutate(space.program, parent, rng)
+        if mutation is None:
+            print(f"{args.file}: no operator found a valid mutation", file=sys.stderr)
+            return EXIT_ERRORS
+        print(json.dumps({"operator": mutation.operator, "changes": list(mutation.changes),
+                          "params": mutation.point}))
     return EXIT_OK
 
 

@@ -1,10 +1,13 @@
 """Morphisms: small changes to a point of the space, and weight inheritance.
 
 The third SpArSe stage mutates networks of the Pareto front and re-trains the
-children from their parents' weights. This module holds the interface the
-search engine uses, with a first, generic operator (`perturb`: move one active
-parameter to a neighbouring value) that works for every space; richer
-operators derived from the IR structure plug in through the same interface.
+children from their parents' weights. The operators here are derived from the
+IR, so every space gets them without annotations: step an int, perturb a float,
+switch a choice (or a `choose` alternative), add or remove one repetition of a
+`repeat`, toggle an `optional`. Each touches only active parameters, returns an
+active point of the space, and says in readable names what it changed.
+`inherit` copies a parent's weights into a child by IR position (state-dict
+keys follow readable layer names), slicing where sizes differ.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from . import ir
-from .point import Point, active, draw, validate
+from .point import Point, active, contains, validate
 
 #: An operator: (program, parent point, rng) -> (child point, what changed) or None
 #: when it has nothing to change.
@@ -33,39 +36,177 @@ class Mutation:
     operator: str
 
 
-def _neighbour(domain: ir.Domain, value: ir.Scalar, rng: random.Random) -> ir.Scalar:
-    """A value near `value` in `domain` (log-aware for log scales)."""
-    if isinstance(domain, ir.IntDomain):
-        span = max(domain.step, (domain.high - domain.low) // 8 // domain.step * domain.step)
-        moved = int(value) + rng.choice((-1, 1)) * rng.randrange(domain.step, span + 1, domain.step)
-        return min(max(moved, domain.low), domain.high)
-    if isinstance(domain, ir.FloatDomain):
-        if domain.log:
-            factor = math.exp(rng.gauss(0.0, 0.3))
-            return min(max(float(value) * factor, domain.low), domain.high)
-        moved = float(value) + rng.gauss(0.0, (domain.high - domain.low) / 8)
-        return min(max(moved, domain.low), domain.high)
-    if isinstance(domain, ir.ChoiceDomain) and domain.ordered:
-        index = domain.values.index(value) + rng.choice((-1, 1))
-        return domain.values[min(max(index, 0), len(domain.values) - 1)]
-    return draw(domain, rng)
+# --- the structure of a program ---------------------------------------------------------------
 
 
-def perturb(program: ir.Program, point: Point, rng: random.Random) -> Mutation | None:
-    """Move one active searchable parameter to a neighbouring value."""
+def _repeats(program: ir.Program) -> dict[str, ir.Repeat]:
+    """Repeats whose count is a parameter, by the name of that parameter."""
+    return {
+        node.count.name: node for node in ir.nodes(program.network)
+        if isinstance(node, ir.Repeat) and isinstance(node.count, ir.ParamRef)
+    }
+
+
+def _optionals(program: ir.Program) -> set[str]:
+    """Parameters that switch an `optional` part on and off."""
+    return {node.param for node in ir.nodes(program.network) if isinstance(node, ir.Optional)}
+
+
+def _candidates(program: ir.Program, point: Point, kind: type,
+                exclude: set[str] | frozenset[str] = frozenset()) -> list[ir.Parameter]:
+    """Active parameters with a domain of `kind` whose names are not in `exclude`."""
+    return [
+        p for p in program.parameters
+        if p.name in point and isinstance(p.domain, kind) and p.name not in exclude
+    ]
+
+
+def _changed(program: ir.Program, point: Point, name: str, value: ir.Scalar, operator: str,
+             copied: Mapping[str, tuple[str, ir.Scalar]] | None = None,
+             note: str = "") -> Mutation:
+    """The mutation setting `name` to `value` at `point`, and each `copied` parameter
+    to the value of its source: {target: (source, value)}."""
+    copied = copied or {}
+    child = active(program, {**point, **{k: v for k, (_, v) in copied.items()}, name: value})
+    change = f"{name}: {point[name]!r} -> {value!r}{note}"
+    copies = (f"{k} <- {source} = {v!r}" for k, (source, v) in copied.items())
+    return Mutation(child, (change, *copies), operator)
+
+
+# --- operators ------------------------------------------------------------------------------------
+
+
+def step_int(program: ir.Program, point: Point, rng: random.Random) -> Mutation | None:
+    """Move an int parameter (filters, units, kernel...) by one step or a few.
+
+    Half the time one step; otherwise up to an eighth of the range (a quarter
+    of the value on log scales). Repeat counts are left to `add_repeat`.
+    """
     current = active(program, point)
-    names = [p for p in program.searchable if p.name in current]
+    params = _candidates(program, current, ir.IntDomain, set(_repeats(program)))
+    if not params:
+        return None
+    param = rng.choice(params)
+    domain = param.domain
+    assert isinstance(domain, ir.IntDomain)
+    value = int(current[param.name])  # type: ignore[arg-type]
+    reach = value / 4 if domain.log else (domain.high - domain.low) / 8
+    steps = 1 if rng.random() < 0.5 else rng.randint(1, max(1, int(reach) // domain.step))
+    sign = rng.choice((-1, 1))
+    for moved in (value + sign * steps * domain.step, value - sign * steps * domain.step):
+        moved = min(max(moved, domain.low), domain.high)
+        if moved != value and contains(domain, moved):
+            return _changed(program, current, param.name, moved, "step_int")
+    return None
+
+
+def perturb_float(program: ir.Program, point: Point, rng: random.Random) -> Mutation | None:
+    """Move a float parameter within its range: multiplicatively on log scales."""
+    current = active(program, point)
+    params = [p for p in _candidates(program, current, ir.FloatDomain)
+              if p.domain.high > p.domain.low]  # type: ignore[union-attr]
+    if not params:
+        return None
+    param = rng.choice(params)
+    domain = param.domain
+    assert isinstance(domain, ir.FloatDomain)
+    value = float(current[param.name])  # type: ignore[arg-type]
+    if domain.log:
+        moved = value * math.exp(rng.gauss(0.0, 0.3))
+    else:
+        moved = value + rng.gauss(0.0, (domain.high - domain.low) / 8)
+    moved = min(max(moved, domain.low), domain.high)
+    if moved == value:
+        return None
+    return _changed(program, current, param.name, moved, "perturb_float")
+
+
+def switch_choice(program: ir.Program, point: Point, rng: random.Random) -> Mutation | None:
+    """Pick another value of a choice, or another alternative of a `choose`.
+
+    Ordered choices move to a neighbouring value; others to any other value.
+    Optional parts are left to `toggle_optional`.
+    """
+    current = active(program, point)
+    params = [p for p in _candidates(program, current, ir.ChoiceDomain, _optionals(program))
+              if len(p.domain.values) > 1]  # type: ignore[union-attr]
+    if not params:
+        return None
+    param = rng.choice(params)
+    domain = param.domain
+    assert isinstance(domain, ir.ChoiceDomain)
+    index = domain.values.index(current[param.name])
+    if domain.ordered:
+        others = [i for i in (index - 1, index + 1) if 0 <= i < len(domain.values)]
+    else:
+        others = [i for i in range(len(domain.values)) if i != index]
+    return _changed(program, current, param.name, domain.values[rng.choice(others)],
+                    "switch_choice")
+
+
+def toggle_optional(program: ir.Program, point: Point, rng: random.Random) -> Mutation | None:
+    """Add or remove an `optional` part."""
+    current = active(program, point)
+    params = [p for p in _candidates(program, current, ir.ChoiceDomain)
+              if p.name in _optionals(program) and contains(p.domain, not current[p.name])]
+    if not params:
+        return None
+    param = rng.choice(params)
+    return _changed(program, current, param.name, not current[param.name], "toggle_optional")
+
+
+def _resize(program: ir.Program, point: Point, rng: random.Random, delta: int,
+            operator: str) -> Mutation | None:
+    """Change the count of an active repeat by `delta` (+1 or -1) within its domain."""
+    current = active(program, point)
+    repeats = _repeats(program)
+    names = [
+        name for name in repeats
+        if name in current and contains(program.parameter(name).domain,
+                                        int(current[name]) + delta)  # type: ignore[call-overload]
+    ]
     if not names:
         return None
-    param = rng.choice(names)
-    value = _neighbour(param.domain, current[param.name], rng)
-    if value == current[param.name]:
-        return None
-    child = active(program, {**current, param.name: value})
-    return Mutation(child, (f"{param.name}: {current[param.name]!r} -> {value!r}",), "perturb")
+    name = rng.choice(names)
+    count = int(current[name])  # type: ignore[call-overload]
+    prefix = repeats[name].name
+    if delta < 0:
+        return _changed(program, current, name, count - 1, operator,
+                        note=f" (removes {prefix}[{count}])")
+    copied = _neighbour_copy(program, current, prefix, count)
+    return _changed(program, current, name, count + 1, operator, copied,
+                    f" (adds {prefix}[{count + 1}])")
 
 
-DEFAULT_MORPHISMS: tuple[Morphism, ...] = (perturb,)
+def _neighbour_copy(program: ir.Program, point: Point, prefix: str,
+                    count: int) -> dict[str, tuple[str, ir.Scalar]]:
+    """Values for instance count+1 of a repeat, from instance `count` where names
+    correspond (`block[3].x` <- `block[2].x`): {target: (source, value)}.
+
+    Nothing when there is no neighbour (count 0): the new instance keeps defaults.
+    """
+    new, old = f"{prefix}[{count + 1}].", f"{prefix}[{count}]."
+    copied: dict[str, tuple[str, ir.Scalar]] = {}
+    for param in program.parameters:
+        source = old + param.name[len(new):]
+        if param.name.startswith(new) and source in point:
+            copied[param.name] = (source, point[source])
+    return copied
+
+
+def add_repeat(program: ir.Program, point: Point, rng: random.Random) -> Mutation | None:
+    """Add one repetition to a `repeat`, copying its neighbour's parameters."""
+    return _resize(program, point, rng, +1, "add_repeat")
+
+
+def remove_repeat(program: ir.Program, point: Point, rng: random.Random) -> Mutation | None:
+    """Remove the last repetition of a `repeat`."""
+    return _resize(program, point, rng, -1, "remove_repeat")
+
+
+DEFAULT_MORPHISMS: tuple[Morphism, ...] = (
+    step_int, perturb_float, switch_choice, add_repeat, remove_repeat, toggle_optional,
+)
 
 
 def mutate(
@@ -83,16 +224,56 @@ def mutate(
     return None
 
 
+# --- weight inheritance -----------------------------------------------------------------------------
+
+
+def _gates(child: torch.nn.Module, key: str) -> int:
+    """How many gate blocks are stacked along dim 0 of a tensor: 4 (LSTM), 3 (GRU) or 1."""
+    owner, _, attr = key.rpartition(".")
+    module = child.get_submodule(owner)
+    if attr.startswith(("weight_ih", "weight_hh", "bias_ih", "bias_hh")):
+        if isinstance(module, torch.nn.LSTM):
+            return 4
+        if isinstance(module, torch.nn.GRU):
+            return 3
+    return 1
+
+
+def _copy_overlap(own: torch.Tensor, parent: torch.Tensor) -> None:
+    """Copy the leading overlap of `parent` into `own`.
+
+    Where `own` reads more inputs (dim 1), the kept outputs get zero weights
+    from the new inputs, so a widened layer's extra channels do not change what
+    its reader computes.
+    """
+    overlap = tuple(slice(0, min(a, b)) for a, b in zip(own.shape, parent.shape))
+    own[overlap] = parent[overlap]
+    if own.dim() >= 2 and own.shape[1] > parent.shape[1]:
+        own[overlap[0], parent.shape[1]:] = 0
+
+
 def inherit(child: torch.nn.Module, parent_state: Mapping[str, torch.Tensor]) -> int:
-    """Copy every parent tensor whose key and shape the child shares; returns how many.
+    """Copy the parent's tensors into the child by IR position; returns how many.
 
     Module keys follow IR positions, so a layer that exists in both networks
-    keeps its weights, whatever was added or removed around it.
+    keeps its weights, whatever was added or removed around it. Same shape:
+    copied whole; same rank, other sizes: the overlapping slice (LSTM/GRU gate
+    blocks one by one); other ranks: left as initialised.
     """
     own = child.state_dict()
-    shared = {
-        key: value for key, value in parent_state.items()
-        if key in own and own[key].shape == value.shape
-    }
-    child.load_state_dict(shared, strict=False)
-    return len(shared)
+    copied = 0
+    with torch.no_grad():
+        for key, value in parent_state.items():
+            if key not in own or own[key].dim() != value.dim():
+                continue
+            target = own[key]
+            if target.shape == value.shape:
+                target.copy_(value)
+            else:
+                gates = _gates(child, key)
+                if target.shape[0] % gates or value.shape[0] % gates:
+                    continue
+                for mine, theirs in zip(target.chunk(gates), value.chunk(gates)):
+                    _copy_overlap(mine, theirs.to(mine.dtype))
+            copied += 1
+    return copied

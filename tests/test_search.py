@@ -170,17 +170,25 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> No
         tmp_path, stages="[stages]\nsobol = 6\nbo_rounds = 0\nmorph_rounds = 0\n"
                          "epochs = [2, 1, 1]\n")
     journal = Journal(tmp_path / "results" / "journal.jsonl")
-    command = [sys.executable, "-m", "sparsemod_dsl.cli", "search", str(path)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    # kill it while a trial is running, once at least one trial has finished
-    while time.monotonic() < deadline:
-        trials = journal.trials() if journal.path.exists() else []
-        if any(t.status != "interrupted" for t in trials) and trials[-1].status == "interrupted":
-            break
-        time.sleep(0.05)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    # the installed console script, run outside the source tree (which would shadow the
+    # installed package for `python -m`)
+    command = [str(Path(sys.executable).with_name("sparsemodc")), "search", str(path)]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                   stderr=stderr)
+        deadline = time.monotonic() + 300
+        # kill it while a trial is running, once at least one trial has finished
+        while time.monotonic() < deadline and process.poll() is None:
+            trials = journal.trials() if journal.path.exists() else []
+            if any(t.status != "interrupted" for t in trials) and (
+                trials[-1].status == "interrupted"
+            ):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, f"the search ended early: {log.read_text()}"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
     killed = journal.trials()
     assert killed, "the search never started a trial"
     finished_before = {t.id: t.finished for t in killed if t.status != "interrupted"}
