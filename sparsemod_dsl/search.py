@@ -36,7 +36,7 @@ from .data import load_dataset, resolve
 from .errors import SparsemodError
 from .experiment import Experiment, canonical_settings, experiment_hash, load_experiment
 from .morph import Mutation, inherit, mutate
-from .point import Point, validate
+from .point import Point, active, validate
 from .results import (
     Journal,
     Trial,
@@ -71,6 +71,13 @@ FAST_ACQUISITION = {
     "options": {"maxiter_alternating": 1, "maxiter_continuous": 5, "maxiter_discrete": 1,
                 "maxiter_init": 5},
 }
+
+
+#: Trial statuses that cost a training run.
+TRAINED = ("completed", "failed")
+#: How many points a stage may propose per network it is to train before giving up.
+PROPOSALS_PER_TRIAL = 10
+PRUNE_THRESHOLD = "train.prune_threshold"
 
 
 class SearchError(SparsemodError):
@@ -212,6 +219,7 @@ class Search:
 
     def _propose(self, generator: str, n: int) -> list[Point]:
         from ax.adapter.registry import Generators
+        from ax.utils.common.random import with_rng_seed
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -221,10 +229,13 @@ class Search:
                 )
                 run = adapter.gen(n=n)
             else:
-                adapter = Generators.BOTORCH_MODULAR(
-                    experiment=self.ax, data=self.ax.lookup_data()
-                )
-                run = adapter.gen(n=n, model_gen_options={"optimizer_kwargs": self.acquisition})
+                with with_rng_seed(self.config.seed + len(self.ax.trials)):
+                    adapter = Generators.BOTORCH_MODULAR(
+                        experiment=self.ax, data=self.ax.lookup_data()
+                    )
+                    run = adapter.gen(
+                        n=n, model_gen_options={"optimizer_kwargs": self.acquisition}
+                    )
         return [axspace.to_point(dict(arm.parameters), self.program) for arm in run.arms]
 
     # --- one trial ------------------------------------------------------------------------
@@ -238,10 +249,17 @@ class Search:
         if not check:
             return check.reason
         if self.target is not None:
-            fit = fits(self.program, point, self.target, self._precision())
+            fit = fits(self.program, point, self.target, self._precision(),
+                       self._expected_sparsity(point))
             if not fit.ok:
                 return fit.reason
         return None
+
+    def _expected_sparsity(self, point: Point) -> float:
+        """The sparsity training will reach: pruning ends at the point's threshold."""
+        if not self.config.training.pruning:
+            return 0.0
+        return float(active(self.program, point).get(PRUNE_THRESHOLD, 0.0))
 
     def run_trial(self, stage: str, point: Point, epochs: int, parent: Trial | None = None,
                   changes: Sequence[str] = (), trial_id: int | None = None) -> Trial:
@@ -324,13 +342,22 @@ class Search:
 
     def _stage(self, stage: str, total: int, batch: int, epochs: int,
                propose: Callable[[int], list[Proposal]]) -> None:
-        """Run trials of a stage until it holds `total` of them (resuming counts), with a
-        progress bar on a terminal."""
+        """Train `total` networks in a stage (resuming counts), with a progress bar on a
+        terminal. Infeasible points cost no training and do not count, but a stage gives
+        up after `PROPOSALS_PER_TRIAL` proposals per network it was to train."""
+        def counts() -> tuple[int, int]:
+            mine = [t for t in self.journal.trials() if t.stage == stage]
+            return sum(t.status in TRAINED for t in mine), len(mine)
+
         empty = 0
-        done = sum(t.stage == stage for t in self.journal.trials())
-        with tqdm(total=total, initial=done, desc=f"{stage:>5}", unit="trial", leave=False,
+        done, proposed = counts()
+        with tqdm(total=total, initial=done, desc=f"{stage:>5}", unit="net", leave=False,
                   disable=None if self.progress else True) as bar:
             while done < total:
+                if proposed >= PROPOSALS_PER_TRIAL * total:
+                    self.report(f"stage {stage}: {proposed} points proposed, {done} feasible;"
+                                " going on")
+                    return
                 proposals = propose(min(batch, total - done))
                 if not proposals:
                     empty += 1
@@ -339,8 +366,9 @@ class Search:
                         return
                 for point, parent, changes in proposals:
                     self.run_trial(stage, point, epochs, parent, changes)
-                    bar.update()
-                done = sum(t.stage == stage for t in self.journal.trials())
+                done, proposed = counts()
+                bar.n = done
+                bar.refresh()
 
     def _sobol_batch(self, n: int) -> list[Proposal]:
         return [(p, None, ()) for p in self._propose("sobol", n)]
@@ -371,8 +399,9 @@ class Search:
         """
         from ax.adapter.registry import Generators
         from ax.core.observation import ObservationFeatures
+        from ax.utils.common.random import with_rng_seed
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), with_rng_seed(self.config.seed + len(self.ax.trials)):
             warnings.simplefilter("ignore")
             adapter = Generators.BOTORCH_MODULAR(experiment=self.ax, data=self.ax.lookup_data())
             means, _ = adapter.predict(
