@@ -106,23 +106,30 @@ def _int_range(node: s.IntRange) -> str:
     text = f"int[{_number(node.low)}..{_number(node.high)}]"
     if node.step is not None:
         text += f" step {_number(node.step)}"
-    return text + (" log" if node.log else "") + _default(node.default)
+    return text + (" log" if node.log else "") + _default(node.default) + _morph(node.morph)
 
 
 def _float_range(node: s.FloatRange) -> str:
     text = f"float[{_number(node.low)}..{_number(node.high)}]"
-    return text + (" log" if node.log else "") + _default(node.default)
+    return text + (" log" if node.log else "") + _default(node.default) + _morph(node.morph)
 
 
 def _choice(node: s.Choice) -> str:
     text = f"choice[{', '.join(format_value(v) for v in node.values)}]"
     if node.ordered:
         text += " ordered"
-    return text + _default(node.default)
+    return text + _default(node.default) + _morph(node.morph)
 
 
 def _default(default: s.Literal | None) -> str:
     return "" if default is None else f" default {format_value(default)}"
+
+
+def _morph(weight: s.Number | None) -> str:
+    """` frozen` for weight 0, ` morph W` for another weight, nothing without one."""
+    if weight is None:
+        return ""
+    return " frozen" if weight.value == 0 else f" morph {_number(weight)}"
 
 
 _VALUES: dict[type, Callable[[Any], str]] = {
@@ -255,7 +262,7 @@ def _block_def(node: s.BlockDef, depth: int) -> list[str]:
     head = f"block {node.name}"
     if node.formals:
         head += "(" + ", ".join(_binding(f.name, f.default) for f in node.formals) + ")"
-    return _body(head, node.body, depth)
+    return _body(head + _morph(node.morph), node.body, depth)
 
 
 def _constraint(node: s.Constraint, depth: int) -> list[str]:

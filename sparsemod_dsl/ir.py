@@ -117,6 +117,8 @@ class Parameter:
     when: tuple[Condition, ...] = ()
     doc: str = ""
     span: Span = _span()
+    #: How often the morphism stage changes it, relative to others (0: frozen).
+    morph_weight: float = 1.0
 
     @property
     def searchable(self) -> bool:

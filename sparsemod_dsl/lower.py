@@ -91,6 +91,8 @@ class _Scope:
     library: Library
     stack: tuple[str, ...] = ()
     calls: tuple[s.Span, ...] = ()
+    #: The morph weight of the innermost marked block being inlined, if any.
+    morph: float | None = None
 
     def path(self, *parts: str) -> str:
         return ".".join(p for p in (self.prefix, *parts) if p)
@@ -103,6 +105,7 @@ class _Scope:
             self.library,
             self.stack,
             self.calls,
+            self.morph,
         )
 
 
@@ -117,7 +120,7 @@ def _plural(n: int, word: str) -> str:
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
     """`; did you mean 'x'?` when a close match exists."""
-    close = difflib.get_close_matches(name, sorted(candidates), n=1)
+    close = difflib.get_close_matches(name, sorted(set(candidates) - {name}), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
@@ -348,8 +351,10 @@ class Lowerer:
         scope.env.names[name] = binding
 
     def new_param(
-        self, path: str, domain: ir.Domain, scope: _Scope, span: s.Span, doc: str = ""
+        self, path: str, domain: ir.Domain, scope: _Scope, span: s.Span, doc: str = "",
+        weight: float | None = None,
     ) -> ir.ParamRef:
+        """Declare a parameter; its morph weight is its own, else its block's, else 1."""
         previous = self.params.get(path)
         here = (*scope.calls, span)
         if previous is not None:
@@ -370,7 +375,9 @@ class Lowerer:
                 "narrow the repeat ranges",
             )
             raise _TooBig
-        self.params[path] = ir.Parameter(path, domain, scope.when, doc, span)
+        if weight is None:
+            weight = 1.0 if scope.morph is None else scope.morph
+        self.params[path] = ir.Parameter(path, domain, scope.when, doc, span, weight)
         self.sites[path] = scope.calls
         return ir.ParamRef(path)
 
@@ -382,7 +389,8 @@ class Lowerer:
             domain = domains.convert(value, self.diags)
             if domain is None:
                 return None
-            return self.new_param(path, domain, scope, span)
+            weight = None if value.morph is None else float(value.morph.value)
+            return self.new_param(path, domain, scope, span, weight=weight)
         return self.expr(value, scope)
 
     def param_value(self, value: s.Value, path: str, scope: _Scope, span: s.Span) -> ir.Expr | None:
@@ -598,6 +606,7 @@ class Lowerer:
         inner = _Scope(
             prefix, _Env(), scope.when, owner, (*scope.stack, block.name),
             (*scope.calls, stmt.span),
+            scope.morph if block.morph is None else float(block.morph.value),
         )
         bound = self.bind_formals(block, stmt, scope, inner)
         if bound is None:  # inlining would only repeat the argument's error

@@ -58,7 +58,13 @@ def _candidates(program: ir.Program, point: Point, kind: type,
     return [
         p for p in program.parameters
         if p.name in point and isinstance(p.domain, kind) and p.name not in exclude
+        and p.morph_weight > 0
     ]
+
+
+def _pick(rng: random.Random, params: list[ir.Parameter]) -> ir.Parameter:
+    """One of `params`, drawn in proportion to their morph weights."""
+    return rng.choices(params, weights=[p.morph_weight for p in params])[0]
 
 
 def _changed(program: ir.Program, point: Point, name: str, value: ir.Scalar, operator: str,
@@ -86,7 +92,7 @@ def step_int(program: ir.Program, point: Point, rng: random.Random) -> Mutation 
     params = _candidates(program, current, ir.IntDomain, set(_repeats(program)))
     if not params:
         return None
-    param = rng.choice(params)
+    param = _pick(rng, params)
     domain = param.domain
     assert isinstance(domain, ir.IntDomain)
     value = int(current[param.name])  # type: ignore[arg-type]
@@ -107,7 +113,7 @@ def perturb_float(program: ir.Program, point: Point, rng: random.Random) -> Muta
               if p.domain.high > p.domain.low]  # type: ignore[union-attr]
     if not params:
         return None
-    param = rng.choice(params)
+    param = _pick(rng, params)
     domain = param.domain
     assert isinstance(domain, ir.FloatDomain)
     value = float(current[param.name])  # type: ignore[arg-type]
@@ -132,7 +138,7 @@ def switch_choice(program: ir.Program, point: Point, rng: random.Random) -> Muta
               if len(p.domain.values) > 1]  # type: ignore[union-attr]
     if not params:
         return None
-    param = rng.choice(params)
+    param = _pick(rng, params)
     domain = param.domain
     assert isinstance(domain, ir.ChoiceDomain)
     index = domain.values.index(current[param.name])
@@ -151,7 +157,7 @@ def toggle_optional(program: ir.Program, point: Point, rng: random.Random) -> Mu
               if p.name in _optionals(program) and contains(p.domain, not current[p.name])]
     if not params:
         return None
-    param = rng.choice(params)
+    param = _pick(rng, params)
     return _changed(program, current, param.name, not current[param.name], "toggle_optional")
 
 
@@ -160,14 +166,15 @@ def _resize(program: ir.Program, point: Point, rng: random.Random, delta: int,
     """Change the count of an active repeat by `delta` (+1 or -1) within its domain."""
     current = active(program, point)
     repeats = _repeats(program)
-    names = [
-        name for name in repeats
-        if name in current and contains(program.parameter(name).domain,
-                                        int(current[name]) + delta)  # type: ignore[call-overload]
+    counts = [
+        program.parameter(name) for name in repeats
+        if name in current and program.parameter(name).morph_weight > 0
+        and contains(program.parameter(name).domain,
+                     int(current[name]) + delta)  # type: ignore[call-overload]
     ]
-    if not names:
+    if not counts:
         return None
-    name = rng.choice(names)
+    name = _pick(rng, counts).name
     count = int(current[name])  # type: ignore[call-overload]
     prefix = repeats[name].name
     if delta < 0:

@@ -213,9 +213,10 @@ class _Modifier:
 
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 _ALLOWED_MODIFIERS = {
-    "int": ("step", "log", "default"),
-    "float": ("log", "default"),
-    "choice": ("ordered", "default"),
+    "int": ("step", "log", "default", "morph"),
+    "float": ("log", "default", "morph"),
+    "choice": ("ordered", "default", "morph"),
+    "block": ("morph",),
 }
 
 
@@ -284,8 +285,9 @@ class _Builder(Transformer_NonRecursive):
         return s.NetworkSection(children[0], span=self.span(meta))
 
     def block_def(self, meta: Any, children: list) -> s.BlockDef:
-        name, formals, body = children
-        return s.BlockDef(str(name), formals or (), body, span=self.span(meta))
+        name, formals, *marks, body = children
+        mods = self.modifiers("block", marks)
+        return s.BlockDef(str(name), formals or (), body, mods.get("morph"), span=self.span(meta))
 
     def formals(self, meta: Any, children: list) -> tuple[s.Formal, ...]:
         return tuple(c for c in children if c is not None)
@@ -377,7 +379,8 @@ class _Builder(Transformer_NonRecursive):
             if bound is not None and not self.is_int(bound):
                 self.diagnostics.error(bound.span, "int ranges take integer bounds and steps")
         return s.IntRange(
-            low, high, mods.get("step"), "log" in mods, mods.get("default"), span=span
+            low, high, mods.get("step"), "log" in mods, mods.get("default"), mods.get("morph"),
+            span=span,
         )
 
     def float_range(self, meta: Any, children: list) -> s.FloatRange:
@@ -386,12 +389,16 @@ class _Builder(Transformer_NonRecursive):
         for bound in (low, high):
             if not isinstance(bound, s.Number):
                 self.diagnostics.error(bound.span, "float ranges take numeric bounds")
-        return s.FloatRange(low, high, "log" in mods, mods.get("default"), span=self.span(meta))
+        return s.FloatRange(
+            low, high, "log" in mods, mods.get("default"), mods.get("morph"), span=self.span(meta)
+        )
 
     def choice(self, meta: Any, children: list) -> s.Choice:
         values = tuple(c for c in children if c is not None and not isinstance(c, _Modifier))
         mods = self.modifiers("choice", [c for c in children if isinstance(c, _Modifier)])
-        return s.Choice(values, "ordered" in mods, mods.get("default"), span=self.span(meta))
+        return s.Choice(
+            values, "ordered" in mods, mods.get("default"), mods.get("morph"), span=self.span(meta)
+        )
 
     def modifiers(self, kind: str, found: list) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -418,6 +425,16 @@ class _Builder(Transformer_NonRecursive):
 
     def default(self, meta: Any, children: list) -> _Modifier:
         return _Modifier("default", children[0], self.span(meta))
+
+    def frozen(self, meta: Any, children: list) -> _Modifier:
+        span = self.span(meta)
+        return _Modifier("morph", s.Number(0, "0", span=span), span)
+
+    def morph(self, meta: Any, children: list) -> _Modifier:
+        (weight,) = children
+        if not isinstance(weight, s.Number) or weight.value < 0:
+            self.diagnostics.error(weight.span, "a morph weight is a number of at least 0")
+        return _Modifier("morph", weight, self.span(meta))
 
     # expressions
 

@@ -7,8 +7,9 @@ three stages, each trial being one network trained and measured:
 2. `bo`: rounds of `bo_batch` points proposed by Ax's multi-objective Bayesian
    optimisation (BoTorch, noisy expected hypervolume improvement) from every
    observation so far;
-3. `morph`: children of Pareto-front networks (`morph`), the one the surrogate
-   model rates best trained from its parent's weights.
+3. `morph`: children of Pareto-front networks (`morph`), the one with the highest
+   acquisition value (expected hypervolume improvement) trained from its
+   parent's weights.
 
 A point that `validate` rejects or that does not fit the target is recorded as
 infeasible, with the reason, and never trained; a trial that raises is recorded
@@ -392,11 +393,32 @@ class Search:
         return [(best.point, parent, best.changes)]
 
     def _best_candidate(self, points: list[Point]) -> int:
-        """The candidate whose predicted objectives lie closest to the best seen so far.
+        """The candidate with the highest acquisition value, by index.
 
-        Predictions come from the BO surrogate; each objective is scaled by the
-        range observed, so that error fractions and bytes weigh alike.
+        The BoTorch adapter is fitted on every observation so far and its default
+        acquisition function scores each candidate: with several objectives, Ax's
+        noisy expected hypervolume improvement (qLogNEHVI), which weighs the
+        surrogate's uncertainty as well as its predicted means; with one, log noisy
+        expected improvement. With fewer than two completed trials the surrogate
+        cannot be fitted, and when the acquisition cannot be evaluated for any
+        other reason, the first candidate is returned.
         """
+        completed = sum(t.status == "completed" for t in self.journal.trials())
+        if completed < 2 or len(points) < 2:
+            return 0
+        from ax.exceptions.core import AxError
+        from botorch.exceptions.errors import BotorchError
+
+        try:
+            values = self._acquisition_values(points)
+        except (AxError, BotorchError, RuntimeError, ValueError) as error:  # e.g. not PSD
+            self.report(f"morph: the surrogate cannot score candidates ({error}); "
+                        "taking the first")
+            return 0
+        return max(range(len(points)), key=lambda k: (values[k] == values[k], values[k]))
+
+    def _acquisition_values(self, points: list[Point]) -> list[float]:
+        """The adapter's acquisition value of each point (seeded, warnings silenced)."""
         from ax.adapter.registry import Generators
         from ax.core.observation import ObservationFeatures
         from ax.utils.common.random import with_rng_seed
@@ -404,17 +426,11 @@ class Search:
         with warnings.catch_warnings(), with_rng_seed(self.config.seed + len(self.ax.trials)):
             warnings.simplefilter("ignore")
             adapter = Generators.BOTORCH_MODULAR(experiment=self.ax, data=self.ax.lookup_data())
-            means, _ = adapter.predict(
-                [ObservationFeatures(axspace.to_ax(p, self.program)) for p in points]
+            values = adapter.evaluate_acquisition_function(
+                [ObservationFeatures(parameters=axspace.to_ax(p, self.program))
+                 for p in points]
             )
-        completed = [t for t in self.journal.trials() if t.status == "completed"]
-        scores = [0.0] * len(points)
-        for objective in self.objectives:
-            seen = [float(t.objective(objective)) for t in completed]  # type: ignore[arg-type]
-            low, spread = min(seen), (max(seen) - min(seen)) or 1.0
-            for k, value in enumerate(means[objective]):
-                scores[k] += ((value - low) / spread) ** 2
-        return min(range(len(points)), key=scores.__getitem__)
+        return [float(v) for v in values]
 
     # --- results ---------------------------------------------------------------------------
 

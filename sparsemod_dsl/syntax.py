@@ -133,23 +133,25 @@ Expr = Union[Number, String, Bool, Ref, BinOp, Neg, Func]
 
 @dataclass(frozen=True, slots=True)
 class IntRange(Node):
-    """`int[low..high]` with optional `step`, `log` and `default`."""
+    """`int[low..high]` with optional `step`, `log`, `default` and morph weight."""
 
     low: Number
     high: Number
     step: Number | None = None
     log: bool = False
     default: Literal | None = None
+    morph: Number | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FloatRange(Node):
-    """`float[low..high]` with optional `log` and `default`."""
+    """`float[low..high]` with optional `log`, `default` and morph weight."""
 
     low: Number
     high: Number
     log: bool = False
     default: Literal | None = None
+    morph: Number | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ class Choice(Node):
     values: tuple[Literal, ...]
     ordered: bool = False
     default: Literal | None = None
+    morph: Number | None = None
 
 
 Domain = Union[IntRange, FloatRange, Choice]
@@ -328,11 +331,16 @@ class Formal(Node):
 
 @dataclass(frozen=True, slots=True)
 class BlockDef(Stmt):
-    """`block name(formals) { body }`: a reusable, parameterised template."""
+    """`block name(formals) { body }`: a reusable, parameterised template.
+
+    `morph` is its morph weight (`morph 2`; `frozen` is 0), given to the
+    parameters it declares that have none of their own.
+    """
 
     name: str
     formals: tuple[Formal, ...]
     body: Body
+    morph: Number | None = None
 
 
 Item = Union[

@@ -109,17 +109,25 @@ def expressions(max_leaves: int = 8) -> st.SearchStrategy[Any]:
     )
 
 
+def morph_weights() -> st.SearchStrategy[s.Number | None]:
+    """No morph weight, `frozen` (0) or `morph W`."""
+    return st.none() | numbers()
+
+
 def domains() -> st.SearchStrategy[s.IntRange | s.FloatRange | s.Choice]:
     """`int[..]`, `float[..]` and `choice[..]` with any valid modifiers."""
     ints = integers(-1000, 1000)
     default = st.none() | literals()
+    weights = morph_weights()
     return st.one_of(
-        st.builds(s.IntRange, ints, ints, st.none() | ints, st.booleans(), default),
+        st.builds(s.IntRange, ints, ints, st.none() | ints, st.booleans(), default, weights),
         st.builds(
-            s.FloatRange, numbers(negative=True), numbers(negative=True), st.booleans(), default
+            s.FloatRange, numbers(negative=True), numbers(negative=True), st.booleans(), default,
+            weights,
         ),
         st.builds(
-            s.Choice, st.lists(literals(), max_size=4).map(tuple), st.booleans(), default
+            s.Choice, st.lists(literals(), max_size=4).map(tuple), st.booleans(), default,
+            weights,
         ),
     )
 
@@ -222,7 +230,7 @@ def items() -> st.SearchStrategy[Any]:
         _stmt(s.Import, strings, st.just(True)),
         _stmt(s.TrainSection, bodies()),
         _stmt(s.NetworkSection, bodies()),
-        _stmt(s.BlockDef, names, formals.map(tuple), bodies()),
+        _stmt(s.BlockDef, names, formals.map(tuple), bodies(), morph_weights()),
         _stmt(s.Constraint, expressions(4), st.sampled_from(COMPARISONS), expressions(4)),
     )
 

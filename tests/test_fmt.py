@@ -553,3 +553,10 @@ def test_several_layers_on_one_line_are_split() -> None:
 def test_format_source_reports_syntax_errors() -> None:
     with pytest.raises(ArchError):
         format_source("network {", "bad.arch")
+
+
+def test_morph_marks_are_canonical() -> None:
+    assert fmt("block b(x = int[1..3]   morph 0) morph 2.5 {}") == (
+        "block b(x = int[1..3] frozen) morph 2.5 {}\n")
+    assert fmt("network {\n  x = choice[1, 2] default 2 frozen\n}") == (
+        "network {\n    x = choice[1, 2] default 2 frozen\n}\n")

@@ -523,3 +523,24 @@ def test_mutated_sources_parse_or_fail_cleanly(text: str) -> None:
             assert diagnostic.span.line >= 1 and diagnostic.span.column >= 1
     else:
         assert isinstance(module, s.Module)
+
+
+def test_morph_marks() -> None:
+    (block,) = items("block b(x = int[1..3] morph 2) frozen {}")
+    assert block.morph == n(0)
+    assert block.formals[0].default == s.IntRange(n(1), n(3), morph=n(2))
+    assert value("choice[1, 2] ordered frozen") == s.Choice((n(1), n(2)), True, morph=n(0))
+    assert value("float[0.1..1.0] log morph 0.5") == s.FloatRange(
+        n(0.1), n(1.0), True, morph=n(0.5))
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("network {\n    x = int[1..3] frozen morph 2\n}\n", "'morph' is given twice"),
+        ('network {\n    x = int[1..3] morph "a"\n}\n', "a morph weight is a number"),
+        ("block b frozen frozen {}\n", "'morph' is given twice"),
+    ],
+)
+def test_bad_morph_marks(text: str, message: str) -> None:
+    assert message in error(text)[2]

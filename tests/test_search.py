@@ -219,3 +219,44 @@ def test_bad_experiment_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main(["search", str(path)]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_morph_picks_the_candidate_of_highest_acquisition(tmp_path: Path) -> None:
+    """`_best_candidate` returns the argmax of the BoTorch adapter's acquisition
+    (qLogNEHVI for these three objectives) over the candidates, and the morph
+    stage that uses it trains a child of a front network."""
+    import random
+
+    from sparsemod_dsl.morph import mutate
+    from sparsemod_dsl.results import pareto_front
+
+    engine, _ = search(experiment(tmp_path))
+    trials = engine.journal.trials()
+    assert trials[-1].stage == "morph"
+    if trials[-1].status != "infeasible":
+        assert trials[-1].parent is not None and trials[-1].extra["changes"]
+    front = pareto_front(trials, engine.objectives)
+    assert sum(t.status == "completed" for t in trials) >= 2 and front
+    rng = random.Random(7)
+    points = []
+    while len(points) < 5:
+        mutation = mutate(engine.program, rng.choice(front).params, rng)
+        if mutation is not None and mutation.point not in points:
+            points.append(mutation.point)
+    values = engine._acquisition_values(points)
+    assert len(values) == len(points) and all(v == v for v in values)  # no NaN
+    assert len(set(values)) > 1  # the candidates are told apart
+    best = engine._best_candidate(points)
+    assert values[best] == max(values)
+    # reordering the candidates moves the choice with them
+    order = [4, 2, 0, 3, 1]
+    assert [points[k] for k in order][engine._best_candidate([points[k] for k in order])] \
+        == points[best]
+
+
+def test_morph_falls_back_to_the_first_candidate_without_data(tmp_path: Path) -> None:
+    from sparsemod_dsl.point import sample
+
+    engine = Search(load_experiment(experiment(tmp_path)), report=lambda _: None, fast=True)
+    points = list(sample(engine.program, 3, 1))
+    assert engine._best_candidate(points) == 0  # fewer than two completed trials
