@@ -259,17 +259,55 @@ def _copy_overlap(own: torch.Tensor, parent: torch.Tensor) -> None:
         own[overlap[0], parent.shape[1]:] = 0
 
 
+def _identity(module: torch.nn.Module) -> bool:
+    """Make a new layer compute the identity, when its shape allows; True if it did.
+
+    Convolutions with as many outputs as inputs, stride 1 and no dilation get a
+    one at the kernel position `same` padding aligns with each input ((k-1)//2,
+    as padding puts the extra pixel after); square linear layers the identity
+    matrix; batch norms scale 1, shift 0 and statistics that leave inputs as
+    they are. Net2Net-style deepening: an added conv-BN-ReLU after a ReLU starts
+    out computing its parent's function.
+    """
+    if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)):
+        square = module.in_channels == module.out_channels
+        depthwise = module.groups == module.in_channels
+        plain = all(s == 1 for s in module.stride) and all(d == 1 for d in module.dilation)
+        if not (square and (module.groups == 1 or depthwise) and plain):
+            return False
+        module.weight.zero_()
+        centre = tuple((k - 1) // 2 for k in module.kernel_size)
+        for channel in range(module.out_channels):
+            module.weight[(channel, 0 if depthwise else channel, *centre)] = 1.0
+    elif isinstance(module, torch.nn.Linear) and module.in_features == module.out_features:
+        module.weight.copy_(torch.eye(module.in_features))
+    elif isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.affine:
+        module.weight.fill_(1.0)
+        module.running_mean.zero_()  # type: ignore[union-attr]
+        module.running_var.fill_(1.0 - module.eps)  # type: ignore[union-attr]
+    else:
+        return False
+    if module.bias is not None:
+        module.bias.zero_()
+    return True
+
+
 def inherit(child: torch.nn.Module, parent_state: Mapping[str, torch.Tensor]) -> int:
     """Copy the parent's tensors into the child by IR position; returns how many.
 
     Module keys follow IR positions, so a layer that exists in both networks
     keeps its weights, whatever was added or removed around it. Same shape:
     copied whole; same rank, other sizes: the overlapping slice (LSTM/GRU gate
-    blocks one by one); other ranks: left as initialised.
+    blocks one by one); other ranks: left as initialised. A layer the parent
+    does not have starts as the identity where its shape allows (`_identity`).
     """
     own = child.state_dict()
     copied = 0
     with torch.no_grad():
+        for name, module in child.named_modules():
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.Tensor) and f"{name}.weight" not in parent_state:
+                _identity(module)
         for key, value in parent_state.items():
             if key not in own or own[key].dim() != value.dim():
                 continue

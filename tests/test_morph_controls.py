@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import random
+from pathlib import Path
 
 from sparsemod_dsl.compiler import compile_source
 from sparsemod_dsl.morph import DEFAULT_MORPHISMS, mutate
@@ -48,3 +49,27 @@ def test_frozen_parameters_never_change_and_weights_bias_the_choice() -> None:
     assert sum(changed.values()) > 300
     # head.filters has three times the weight of tail.filters: expect ~3x the picks
     assert 2.0 < changed["head.filters"] / changed["tail.filters"] < 4.5, changed
+
+
+def test_an_added_repetition_starts_as_the_identity() -> None:
+    """Net2Net-style deepening: the new conv-BN-ReLU of add_repeat (same width as its
+    neighbour, whose values it copies) leaves the parent's function unchanged."""
+    import torch
+
+    from sparsemod_dsl.builder import build
+    from sparsemod_dsl.morph import add_repeat, inherit
+
+    source = (Path(__file__).resolve().parents[1] / "examples" / "quickstart.arch").read_text()
+    program = compile_source(source, "quickstart.arch")
+    for kind, kernel in (("plain", 3), ("separable", 5)):
+        parent_point = active(program, {"layer": 1, "layer[1].kind": kind,
+                                        "layer[1].kernel": kernel, "layer[1].filters": 8})
+        mutation = add_repeat(program, parent_point, random.Random(0))
+        assert mutation is not None and mutation.point["layer"] == 2
+        torch.manual_seed(0)
+        parent = build(program, parent_point).eval()
+        child = build(program, mutation.point).eval()
+        inherit(child, parent.state_dict())
+        x = torch.rand(4, 1, 8, 8)
+        with torch.no_grad():
+            assert torch.allclose(child(x), parent(x), atol=1e-5), kind
