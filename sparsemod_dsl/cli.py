@@ -272,13 +272,22 @@ def _morph(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_ERRORS
     parent, rng = active(space.program, params), random.Random(args.seed)
-    for _ in range(args.n):
+    seen: set[str] = set()
+    for _ in range(20 * args.n):  # distinct children; small spaces may have fewer
         mutation = mutate(space.program, parent, rng)
         if mutation is None:
-            print(f"{args.file}: no operator found a valid mutation", file=sys.stderr)
-            return EXIT_ERRORS
-        print(json.dumps({"operator": mutation.operator, "changes": list(mutation.changes),
-                          "params": mutation.point}))
+            break
+        key = json.dumps(mutation.point, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            print(json.dumps({"operator": mutation.operator,
+                              "changes": list(mutation.changes), "params": mutation.point}))
+        if len(seen) == args.n:
+            return EXIT_OK
+    if not seen:
+        print(f"{args.file}: no operator found a valid mutation", file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"{args.file}: only {len(seen)} distinct mutations found", file=sys.stderr)
     return EXIT_OK
 
 

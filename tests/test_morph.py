@@ -208,6 +208,7 @@ def test_cli_prints_mutations(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert cli.main(argv) == cli.EXIT_OK
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 4
+    assert len({json.dumps(line["params"], sort_keys=True) for line in lines}) == 4  # distinct
     for line in lines:
         assert line["operator"] in {m.__name__ for m in DEFAULT_MORPHISMS} and line["changes"]
         assert point.validate(program("sparse_cnn"), line["params"])
