@@ -10,7 +10,7 @@ the same layer names.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Literal, Mapping, Union
 
 from .shapes import Interval, Kind, Shape
@@ -66,7 +66,6 @@ class LayerSpec:
     inputs: frozenset[str]
     rule: Callable[[Shape, "Args"], Shape]
     doc: str
-    keeps_shape: bool = field(default=False)
 
     def arg(self, name: str) -> ArgSpec | None:
         """The argument called `name`, if the layer has one."""
@@ -284,10 +283,10 @@ LAYERS: dict[str, LayerSpec] = {
         LayerSpec("avgpool", _POOL, _IMAGE | _SEQUENCE, _pool, "average pooling"),
         LayerSpec("global_avg_pool", (), _IMAGE | _SEQUENCE, _global_avg_pool,
                   "average over all positions: image or sequence -> vector"),
-        LayerSpec("batchnorm", (), _ALL, _same, "batch normalisation", keeps_shape=True),
-        LayerSpec("relu", (), _ALL, _same, "ReLU", keeps_shape=True),
-        LayerSpec("relu6", (), _ALL, _same, "ReLU clipped at 6", keeps_shape=True),
-        LayerSpec("dropout", (_P,), _ALL, _same, "dropout (training only)", keeps_shape=True),
+        LayerSpec("batchnorm", (), _ALL, _same, "batch normalisation"),
+        LayerSpec("relu", (), _ALL, _same, "ReLU"),
+        LayerSpec("relu6", (), _ALL, _same, "ReLU clipped at 6"),
+        LayerSpec("dropout", (_P,), _ALL, _same, "dropout (training only)"),
         LayerSpec("flatten", (), _ALL, _flatten, "flatten to a vector"),
         LayerSpec("linear", (_arg("units", "int", lo=1, doc="output features"), _BIAS), _ALL
                   - _IMAGE, _linear, "fully connected; on a sequence, applied to every step"),

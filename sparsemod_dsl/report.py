@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from .cost import cost
 from .errors import UsageError
-from .results import Journal, Trial, pareto_front, read_state
+from .results import JOURNAL, SETUP, Journal, Trial, pareto_front, read_state
 from .space import compile_file
 from .targets import load_target
 from .text import table
@@ -42,7 +42,7 @@ def _kb(value: int | None) -> str:
 
 def setup(results: Path) -> dict[str, Any]:
     """What the search recorded about its space, data and target (`setup.json`)."""
-    path = results / "setup.json"
+    path = results / SETUP
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -110,7 +110,7 @@ def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path) -> li
 def report(results: Path) -> tuple[str, list[Path]]:
     """The Pareto table of a results directory, and the plots written into it."""
     info = setup(results)
-    trials = Journal(results / "journal.jsonl").trials()
+    trials = Journal(results / JOURNAL).trials()
     if not trials:
         raise UsageError(f"{results}: the search has no trials yet")
     objectives = list(info["objectives"])
@@ -122,7 +122,7 @@ def report(results: Path) -> tuple[str, list[Path]]:
 def show(results: Path, trial_id: int) -> str:
     """One trial: its status, parameters, and its network's layers, shapes and costs."""
     info = setup(results)
-    trial = Journal(results / "journal.jsonl").trial(trial_id)
+    trial = Journal(results / JOURNAL).trial(trial_id)
     lines = [f"trial {trial.id} [{trial.stage}] {trial.status}"
              + (f": {trial.reason}" if trial.reason else "")]
     if trial.parent is not None:

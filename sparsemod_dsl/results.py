@@ -28,6 +28,8 @@ from .ir import Scalar
 JOURNAL = "journal.jsonl"
 STATE = "state.json"
 CSV = "trials.csv"
+#: What the search recorded about its space, data and target, for `report` and `show`.
+SETUP = "setup.json"
 NETWORKS = "networks"
 
 #: Version of the state format; a state of another version is not resumed.

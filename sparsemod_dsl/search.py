@@ -25,7 +25,6 @@ import random
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -35,10 +34,14 @@ from . import axspace
 from .cost import cost, fits
 from .data import load_dataset, resolve
 from .errors import SparsemodError
-from .experiment import Experiment, canonical_settings, experiment_hash, load_experiment
+from .experiment import Experiment, canonical_settings, experiment_hash
+from .infer import MAX_LEN
 from .morph import Mutation, inherit, mutate
 from .point import Point, active, validate
 from .results import (
+    CSV,
+    JOURNAL,
+    SETUP,
     Journal,
     Trial,
     load_network_record,
@@ -53,7 +56,6 @@ from .results import (
 )
 from .space import Space, compile_file
 from .targets import Target, load_target
-from .infer import MAX_LEN
 from .train import Trainer, TrainConfig, batches, default_trainer, evaluate
 
 
@@ -127,7 +129,7 @@ class Search:
         self.rng = random.Random(experiment.seed)
         self.results = experiment.results
         self.results.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(self.results / "journal.jsonl")
+        self.journal = Journal(self.results / JOURNAL)
         self.state = load_state(
             self.results, experiment_hash(experiment), sha256_text(self.arch_source),
             canonical_settings(experiment),
@@ -165,7 +167,7 @@ class Search:
 
     def _write_setup(self) -> None:
         """What `report` and `show` need to rebuild networks without the experiment file."""
-        write_atomic(self.results / "setup.json", json.dumps({
+        write_atomic(self.results / SETUP, json.dumps({
             "experiment": str(self.config.path),
             "arch": str(self.config.arch),
             "input_shape": list(self.data.input_shape),
@@ -439,7 +441,7 @@ class Search:
         trials = self.journal.trials()
         front = pareto_front(trials, self.objectives)
         prune_networks(self.results, {t.id for t in front})
-        write_csv(trials, self.results / "trials.csv")
+        write_csv(trials, self.results / CSV)
         return front
 
 
@@ -453,8 +455,3 @@ def summary(trial: Trial) -> str:
             f"flash {(trial.flash_bytes or 0) / 1024:.1f} KB, "
             f"RAM {(trial.ram_bytes or 0) / 1024:.1f} KB{latency}, "
             f"trained in {trial.train_seconds or 0:.1f} s")
-
-
-def run_search(path: str | Path, **kwargs: Any) -> list[Trial]:
-    """Load an experiment file and run (or resume) its search."""
-    return Search(load_experiment(path), **kwargs).run()

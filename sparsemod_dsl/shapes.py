@@ -14,14 +14,6 @@ from typing import Literal
 
 Kind = Literal["image", "sequence", "vector"]
 
-#: What each dimension of a kind means, for messages.
-DIM_NAMES: dict[str, tuple[str, ...]] = {
-    "image": ("channels", "height", "width"),
-    "sequence": ("steps", "features"),
-    "vector": ("features",),
-}
-
-
 @dataclass(frozen=True, slots=True)
 class Interval:
     """The closed range [lo, hi] of values an expression can take."""
