@@ -370,7 +370,10 @@ def _search(args: argparse.Namespace) -> int:
     engine.run()
     print()
     print(pareto_table(engine.journal.trials(), engine.objectives))
-    print(f"\nresults: {experiment.results} (`sparsemodc report {experiment.results}`)")
+    spent = engine.timings
+    print(f"\ntime: {spent.total:.0f} s, of which {spent.training:.0f} s training and "
+          f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)")
+    print(f"results: {experiment.results} (`sparsemodc report {experiment.results}`)")
     return EXIT_OK
 
 

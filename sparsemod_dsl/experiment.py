@@ -31,6 +31,8 @@ OBJECTIVES = ("error", "flash", "ram", "latency")
 DEVICES = ("cpu", "cuda", "auto")
 QUANTIZATIONS = ("none", "post", "dynamic", "both")
 DATASETS = ("digits", "sequences")
+#: How the search chooses points (`strategy.make_strategy`); the first is the default.
+STRATEGIES = ("exact", "gp", "ax", "sobol")
 MAX_SEED = 2**32 - 1
 
 _REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
@@ -138,7 +140,8 @@ class DataSettings:
 
 @dataclass(frozen=True, slots=True)
 class StageSettings:
-    """[stages]: trials per stage and training epochs per trial (sobol, bo, morph)."""
+    """[stages]: trials per stage, training epochs per trial (sobol, bo, morph), and
+    the strategy that chooses the points (see `strategy`)."""
 
     sobol: int = _key(12, _at_least(1))
     bo_rounds: int = _key(4, _at_least(0))
@@ -146,6 +149,7 @@ class StageSettings:
     morph_rounds: int = _key(4, _at_least(0))
     morph_candidates: int = _key(20, _at_least(1))
     epochs: tuple[int, int, int] = _key((5, 5, 3), _at_least(1))
+    strategy: str = _key(STRATEGIES[0], _one_of(*STRATEGIES))
 
 
 @dataclass(frozen=True, slots=True)

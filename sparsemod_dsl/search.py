@@ -4,16 +4,17 @@ A search compiles the experiment's `.arch` file for its dataset, then runs
 three stages, each trial being one network trained and measured:
 
 1. `sobol`: quasi-random points of the Ax search space;
-2. `bo`: rounds of `bo_batch` points proposed by Ax's multi-objective Bayesian
-   optimisation (BoTorch, noisy expected hypervolume improvement) from every
-   observation so far;
-3. `morph`: children of Pareto-front networks (`morph`), the one with the highest
-   acquisition value (expected hypervolume improvement) trained from its
-   parent's weights.
+2. `bo`: rounds of `bo_batch` points proposed by multi-objective Bayesian
+   optimisation from every observation so far;
+3. `morph`: children of Pareto-front networks (`morph`), the most promising one
+   trained from its parent's weights.
 
-A point that `validate` rejects or that does not fit the target is recorded as
-infeasible, with the reason, and never trained; a trial that raises is recorded
-as failed and the search goes on. Every event goes to the append-only journal
+How points are chosen is the experiment's strategy (`strategy`; by default a GP
+of the error, exact costs and expected hypervolume improvement). A point that
+`validate` rejects or that does not fit the target is never trained: the
+default strategy never proposes one, and one that another strategy proposes is
+recorded as infeasible, with the reason. A trial that raises is recorded as
+failed and the search goes on. Every event goes to the append-only journal
 first, so re-running the same command resumes where the last run stopped.
 """
 
@@ -23,21 +24,19 @@ import dataclasses
 import json
 import random
 import time
-import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-import pandas as pd
 from tqdm import tqdm
 
-from . import axspace
-from .cost import cost, fits
+from .cost import cost
 from .data import load_dataset, resolve
 from .errors import SparsemodError
 from .experiment import Experiment, canonical_settings, experiment_hash
 from .infer import MAX_LEN
 from .morph import Mutation, inherit, mutate
-from .point import Point, active, validate
+from .point import Point
 from .results import (
     CSV,
     JOURNAL,
@@ -55,32 +54,15 @@ from .results import (
     write_csv,
 )
 from .space import Space, compile_file
+from .strategy import Pricer, Strategy, make_strategy
 from .targets import Target, load_target
 from .train import Trainer, TrainConfig, batches, default_trainer, evaluate
-
-
-#: Acquisition optimiser settings: Ax's defaults spend minutes per batch on two
-#: cores for a few dozen parameters; these keep a batch to seconds.
-ACQUISITION = {
-    "num_restarts": 2,
-    "raw_samples": 128,
-    "options": {"maxiter_alternating": 2, "maxiter_continuous": 20, "maxiter_discrete": 2,
-                "maxiter_init": 20},
-}
-#: Even cheaper settings for tests (`Search(..., fast=True)`).
-FAST_ACQUISITION = {
-    "num_restarts": 1,
-    "raw_samples": 16,
-    "options": {"maxiter_alternating": 1, "maxiter_continuous": 5, "maxiter_discrete": 1,
-                "maxiter_init": 5},
-}
 
 
 #: Trial statuses that cost a training run.
 TRAINED = ("completed", "failed")
 #: How many points a stage may propose per network it is to train before giving up.
 PROPOSALS_PER_TRIAL = 10
-PRUNE_THRESHOLD = "train.prune_threshold"
 
 
 class SearchError(SparsemodError):
@@ -99,6 +81,27 @@ class Outcome:
 Proposal = tuple[Point, "Trial | None", Sequence[str]]
 
 
+@dataclass
+class Timings:
+    """Wall-clock seconds of one run: choosing points (`generation`), training and
+    measuring networks (`training`), and the whole run (`total`)."""
+
+    generation: float = 0.0
+    training: float = 0.0
+    total: float = 0.0
+    #: (stage, points asked for, seconds) of every call for points.
+    batches: list[tuple[str, int, float]] = field(default_factory=list)
+
+    @contextmanager
+    def measure(self, part: str) -> Iterator[None]:
+        """Add the time spent in the `with` body to `part`."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self, part, getattr(self, part) + time.perf_counter() - start)
+
+
 class Search:
     """One experiment: its space, data, target, results directory and optimiser."""
 
@@ -113,7 +116,6 @@ class Search:
         self.config = experiment
         self.report = report
         self.progress = progress
-        self.acquisition = FAST_ACQUISITION if fast else ACQUISITION
         data = experiment.data
         options = {**data.options, **({"collate": data.collate} if data.collate else {})}
         self.data = load_dataset(data.dataset, experiment.seed, options)
@@ -135,7 +137,13 @@ class Search:
             canonical_settings(experiment),
         )
         self.objectives = list(experiment.objectives.minimize)
-        self.ax = self._ax_experiment()
+        self.pricer = Pricer(self.program, self.target, self._precision(),
+                             experiment.training.pruning)
+        self.strategy: Strategy = make_strategy(
+            experiment.stages.strategy, self.program, self.objectives, self.pricer,
+            experiment.seed, fast,
+        )
+        self.timings = Timings()
         self._write_setup()
 
     def _check_splitter(self) -> None:
@@ -177,70 +185,6 @@ class Search:
             "objectives": self.objectives,
         }, indent=1) + "\n")
 
-    # --- the optimiser -----------------------------------------------------------------
-
-    def _ax_experiment(self) -> Any:
-        from ax.core.experiment import Experiment as AxExperiment
-        from ax.core.objective import Objective
-        from ax.core.optimization_config import (
-            MultiObjectiveOptimizationConfig,
-            OptimizationConfig,
-        )
-
-        objective = Objective(
-            expression=", ".join(f"-{o}" for o in self.objectives),
-            metric_name_to_signature={o: o for o in self.objectives},
-        )
-        config_type = (
-            OptimizationConfig if len(self.objectives) == 1 else MultiObjectiveOptimizationConfig
-        )
-        return AxExperiment(
-            search_space=axspace.search_space(self.program),
-            name=self.config.name,
-            optimization_config=config_type(objective=objective),
-        )
-
-    def _observe(self, trial: Trial) -> None:
-        """Tell Ax about a finished trial; only completed ones carry data."""
-        from ax.core.arm import Arm
-        from ax.core.data import Data
-
-        ax_trial = self.ax.new_trial()
-        ax_trial.add_arm(Arm(parameters=axspace.to_ax(trial.params, self.program)))
-        ax_trial.mark_running(no_runner_required=True)
-        if trial.status != "completed":
-            ax_trial.mark_failed()
-            return
-        rows = [
-            {"arm_name": ax_trial.arm.name, "metric_name": o, "metric_signature": o,
-             "mean": float(trial.objective(o)), "sem": 0.0,  # type: ignore[arg-type]
-             "trial_index": ax_trial.index}
-            for o in self.objectives
-        ]
-        self.ax.attach_data(Data(df=pd.DataFrame(rows)))
-        ax_trial.mark_completed()
-
-    def _propose(self, generator: str, n: int) -> list[Point]:
-        from ax.adapter.registry import Generators
-        from ax.utils.common.random import with_rng_seed
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if generator == "sobol":
-                adapter = Generators.SOBOL(
-                    experiment=self.ax, seed=self.config.seed + len(self.ax.trials)
-                )
-                run = adapter.gen(n=n)
-            else:
-                with with_rng_seed(self.config.seed + len(self.ax.trials)):
-                    adapter = Generators.BOTORCH_MODULAR(
-                        experiment=self.ax, data=self.ax.lookup_data()
-                    )
-                    run = adapter.gen(
-                        n=n, model_gen_options={"optimizer_kwargs": self.acquisition}
-                    )
-        return [axspace.to_point(dict(arm.parameters), self.program) for arm in run.arms]
-
     # --- one trial ------------------------------------------------------------------------
 
     def _precision(self) -> str:
@@ -248,21 +192,7 @@ class Search:
 
     def infeasibility(self, point: Point) -> str | None:
         """Why a point cannot be trained (invalid, or too big for the target), or None."""
-        check = validate(self.program, point)
-        if not check:
-            return check.reason
-        if self.target is not None:
-            fit = fits(self.program, point, self.target, self._precision(),
-                       self._expected_sparsity(point))
-            if not fit.ok:
-                return fit.reason
-        return None
-
-    def _expected_sparsity(self, point: Point) -> float:
-        """The sparsity training will reach: pruning ends at the point's threshold."""
-        if not self.config.training.pruning:
-            return 0.0
-        return float(active(self.program, point).get(PRUNE_THRESHOLD, 0.0))
+        return self.pricer.price(point).reason
 
     def run_trial(self, stage: str, point: Point, epochs: int, parent: Trial | None = None,
                   changes: Sequence[str] = (), trial_id: int | None = None) -> Trial:
@@ -276,13 +206,14 @@ class Search:
             "parent": None if parent is None else parent.id, "changes": list(changes),
             "epochs": epochs,
         })
-        outcome = self._evaluate(point, epochs, parent, trial_id)
+        with self.timings.measure("training"):
+            outcome = self._evaluate(point, epochs, parent, trial_id)
         self.journal.append({
             "event": "finished", "trial": trial_id, "status": outcome.status,
             "reason": outcome.reason, **outcome.metrics,
         })
         trial = self.journal.trial(trial_id)
-        self._observe(trial)
+        self.strategy.observe(trial)
         self.report(summary(trial))
         return trial
 
@@ -331,7 +262,7 @@ class Search:
                 self.run_trial(trial.stage, trial.params, int(trial.extra.get("epochs", 1)),
                                parent, trial.extra.get("changes", ()), trial.id)
             else:
-                self._observe(trial)
+                self.strategy.observe(trial)
         stages = self.config.stages
         epochs = stages.epochs
         self._stage("sobol", stages.sobol, 1, epochs[0], self._sobol_batch)
@@ -339,6 +270,7 @@ class Search:
                     self._bo_batch)
         self._stage("morph", stages.morph_rounds, 1, epochs[2], self._morph_batch)
         front = self._finish()
+        self.timings.total += time.monotonic() - started
         self.state.seconds += time.monotonic() - started
         save_state(self.results, self.state)
         return front
@@ -354,6 +286,7 @@ class Search:
 
         empty = 0
         done, proposed = counts()
+        self.strategy.last_rejection = None
         with tqdm(total=total, initial=done, desc=f"{stage:>5}", unit="net", leave=False,
                   disable=None if self.progress else True) as bar:
             while done < total:
@@ -361,11 +294,16 @@ class Search:
                     self.report(f"stage {stage}: {proposed} points proposed, {done} feasible;"
                                 " going on")
                     return
-                proposals = propose(min(batch, total - done))
+                asked, before = min(batch, total - done), self.timings.generation
+                with self.timings.measure("generation"):
+                    proposals = propose(asked)
+                self.timings.batches.append((stage, asked, self.timings.generation - before))
                 if not proposals:
                     empty += 1
                     if empty > 3:
-                        self.report(f"stage {stage}: no new candidates; going on")
+                        why = self.strategy.last_rejection
+                        self.report(f"stage {stage}: no new candidates"
+                                    f"{f' (last rejected: {why})' if why else ''}; going on")
                         return
                 for point, parent, changes in proposals:
                     self.run_trial(stage, point, epochs, parent, changes)
@@ -374,14 +312,14 @@ class Search:
                 bar.refresh()
 
     def _sobol_batch(self, n: int) -> list[Proposal]:
-        return [(p, None, ()) for p in self._propose("sobol", n)]
+        return [(p, None, ()) for p in self.strategy.initial(n)]
 
     def _bo_batch(self, n: int) -> list[Proposal]:
-        if sum(t.status == "completed" for t in self.journal.trials()) < 2:
-            return self._sobol_batch(n)  # the surrogate needs data: explore until it has
-        return [(p, None, ()) for p in self._propose("bo", n)]
+        return [(p, None, ()) for p in self.strategy.propose(n)]
 
     def _morph_batch(self, n: int) -> list[Proposal]:
+        """The most promising (by the strategy's score) of `morph_candidates` feasible
+        children of random Pareto-front networks."""
         front = pareto_front(self.journal.trials(), self.objectives)
         candidates: list[tuple[Mutation, Trial]] = []
         for _ in range(self.config.stages.morph_candidates if front else 0):
@@ -391,48 +329,8 @@ class Search:
                 candidates.append((mutation, parent))
         if not candidates:
             return []
-        best, parent = candidates[self._best_candidate([m.point for m, _ in candidates])]
+        best, parent = candidates[self.strategy.best([m.point for m, _ in candidates])]
         return [(best.point, parent, best.changes)]
-
-    def _best_candidate(self, points: list[Point]) -> int:
-        """The candidate with the highest acquisition value, by index.
-
-        The BoTorch adapter is fitted on every observation so far and its default
-        acquisition function scores each candidate: with several objectives, Ax's
-        noisy expected hypervolume improvement (qLogNEHVI), which weighs the
-        surrogate's uncertainty as well as its predicted means; with one, log noisy
-        expected improvement. With fewer than two completed trials the surrogate
-        cannot be fitted, and when the acquisition cannot be evaluated for any
-        other reason, the first candidate is returned.
-        """
-        completed = sum(t.status == "completed" for t in self.journal.trials())
-        if completed < 2 or len(points) < 2:
-            return 0
-        from ax.exceptions.core import AxError
-        from botorch.exceptions.errors import BotorchError
-
-        try:
-            values = self._acquisition_values(points)
-        except (AxError, BotorchError, RuntimeError, ValueError) as error:  # e.g. not PSD
-            self.report(f"morph: the surrogate cannot score candidates ({error}); "
-                        "taking the first")
-            return 0
-        return max(range(len(points)), key=lambda k: (values[k] == values[k], values[k]))
-
-    def _acquisition_values(self, points: list[Point]) -> list[float]:
-        """The adapter's acquisition value of each point (seeded, warnings silenced)."""
-        from ax.adapter.registry import Generators
-        from ax.core.observation import ObservationFeatures
-        from ax.utils.common.random import with_rng_seed
-
-        with warnings.catch_warnings(), with_rng_seed(self.config.seed + len(self.ax.trials)):
-            warnings.simplefilter("ignore")
-            adapter = Generators.BOTORCH_MODULAR(experiment=self.ax, data=self.ax.lookup_data())
-            values = adapter.evaluate_acquisition_function(
-                [ObservationFeatures(parameters=axspace.to_ax(p, self.program))
-                 for p in points]
-            )
-        return [float(v) for v in values]
 
     # --- results ---------------------------------------------------------------------------
 

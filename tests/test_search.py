@@ -48,14 +48,17 @@ network {
 '''
 
 
+STAGES = ("[stages]\nsobol = 3\nbo_rounds = 1\nbo_batch = 2\nmorph_rounds = 1\n"
+          "morph_candidates = 4\nepochs = [1, 1, 1]\n")
+
+
 def experiment(folder: Path, **sections: str) -> Path:
     """Write the tiny space and an experiment file; `sections` replace default sections."""
     (folder / "tiny.arch").write_text(TINY)
     parts = {
         "top": 'arch = "tiny.arch"\nname = "tiny"\nresults = "results"\nseed = 1\n',
         "data": '[data]\ndataset = "digits"\n',
-        "stages": "[stages]\nsobol = 3\nbo_rounds = 1\nbo_batch = 2\nmorph_rounds = 1\n"
-                  "morph_candidates = 4\nepochs = [1, 1, 1]\n",
+        "stages": STAGES,
         "objectives": '[objectives]\nminimize = ["error", "flash", "ram"]\n',
         "training": '[training]\npruning = true\nquantization = "post"\n',
         **sections,
@@ -126,8 +129,23 @@ def test_pruning_lowers_the_recorded_flash(tmp_path: Path) -> None:
         assert b.flash_bytes < a.flash_bytes  # type: ignore[operator]
 
 
-def test_points_that_do_not_fit_are_never_trained(tmp_path: Path) -> None:
+def test_points_that_do_not_fit_are_never_proposed(tmp_path: Path) -> None:
+    """The default strategy prices every candidate before proposing it: with a budget
+    nothing meets, nothing is trained or even recorded, and the stages say why."""
     path = experiment(tmp_path, target='[target]\nname = "stm32f446"\nram_kb = 0.25\n')
+    engine, lines = search(path)
+    assert engine.journal.trials() == []
+    assert not list((tmp_path / "results" / "networks").glob("*.pt"))
+    assert any(line.startswith("stage sobol: no new candidates (last rejected: does not fit "
+                               "stm32f446: peak RAM") for line in lines), lines
+    assert "stage morph: no new candidates; going on" in lines  # no front to mutate
+
+
+def test_points_that_do_not_fit_are_recorded_as_infeasible_by_ax(tmp_path: Path) -> None:
+    """The Ax strategies know nothing of the budget: what they propose that does not
+    fit is recorded as infeasible, with the reason, and never trained."""
+    path = experiment(tmp_path, target='[target]\nname = "stm32f446"\nram_kb = 0.25\n',
+                      stages=STAGES.replace("[stages]\n", '[stages]\nstrategy = "gp"\n'))
     engine, lines = search(path)
     trials = engine.journal.trials()
     assert trials and all(t.status == "infeasible" for t in trials)
@@ -135,7 +153,6 @@ def test_points_that_do_not_fit_are_never_trained(tmp_path: Path) -> None:
     assert all(t.train_seconds is None for t in trials)
     assert not list((tmp_path / "results" / "networks").glob("*.pt"))
     assert all("infeasible" in line for line in lines if line.startswith("trial"))
-    assert "stage morph: no new candidates; going on" in lines  # no front to mutate
 
 
 def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
@@ -221,16 +238,18 @@ def test_bad_experiment_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert expected in err and "Traceback" not in err
 
 
-def test_morph_picks_the_candidate_of_highest_acquisition(tmp_path: Path) -> None:
-    """`_best_candidate` returns the argmax of the BoTorch adapter's acquisition
-    (qLogNEHVI for these three objectives) over the candidates, and the morph
+@pytest.mark.parametrize("strategy", ["exact", "gp"])
+def test_morph_picks_the_candidate_of_highest_acquisition(tmp_path: Path, strategy: str) -> None:
+    """`best` returns the argmax of the strategy's scores over the candidates (exact
+    expected hypervolume improvement, or Ax's qLogNEHVI for `gp`), and the morph
     stage that uses it trains a child of a front network."""
     import random
 
     from sparsemod_dsl.morph import mutate
     from sparsemod_dsl.results import pareto_front
 
-    engine, _ = search(experiment(tmp_path))
+    engine, _ = search(experiment(
+        tmp_path, stages=STAGES.replace("[stages]\n", f'[stages]\nstrategy = "{strategy}"\n')))
     trials = engine.journal.trials()
     assert trials[-1].stage == "morph"
     if trials[-1].status != "infeasible":
@@ -243,14 +262,14 @@ def test_morph_picks_the_candidate_of_highest_acquisition(tmp_path: Path) -> Non
         mutation = mutate(engine.program, rng.choice(front).params, rng)
         if mutation is not None and mutation.point not in points:
             points.append(mutation.point)
-    values = engine._acquisition_values(points)
+    values = engine.strategy.scores(points)
     assert len(values) == len(points) and all(v == v for v in values)  # no NaN
     assert len(set(values)) > 1  # the candidates are told apart
-    best = engine._best_candidate(points)
+    best = engine.strategy.best(points)
     assert values[best] == max(values)
     # reordering the candidates moves the choice with them
     order = [4, 2, 0, 3, 1]
-    assert [points[k] for k in order][engine._best_candidate([points[k] for k in order])] \
+    assert [points[k] for k in order][engine.strategy.best([points[k] for k in order])] \
         == points[best]
 
 
@@ -259,4 +278,4 @@ def test_morph_falls_back_to_the_first_candidate_without_data(tmp_path: Path) ->
 
     engine = Search(load_experiment(experiment(tmp_path)), report=lambda _: None, fast=True)
     points = list(sample(engine.program, 3, 1))
-    assert engine._best_candidate(points) == 0  # fewer than two completed trials
+    assert engine.strategy.best(points) == 0  # fewer than two completed trials
