@@ -6,8 +6,10 @@ train first (`initial`, the Sobol stage), which next given every observation
 promising (`best`, the morph stage). `experiment.toml` picks one by name:
 
 - `exact` (the default): the error alone is modelled, by a Gaussian process
-  (`surrogate`); flash, RAM and latency are computed exactly from the IR for
-  every candidate (`cost`, well under a millisecond each). Candidates are drawn
+  (`surrogate`) over the encoded parameters (`encode`) and the network's exact
+  weights, MACs and peak activation bytes (`FEATURES`); flash, RAM and latency
+  are computed exactly from the IR for every candidate (`cost`, well under a
+  millisecond each). Candidates are drawn
   at random from the space and by mutating the front and the best candidates
   (an evolutionary search of the acquisition), priced, and those that fail
   `validate` or do not fit the target are dropped before anything is scored:
@@ -65,6 +67,12 @@ FAST_ACQUISITION = {
 
 #: Sobol draws (of 4 points per point wanted) before `initial` gives up on finding fits.
 SOBOL_DRAWS = 10
+#: Exact properties of a network that the error model sees besides its parameters: its
+#: capacity and activation size explain much of its error, and the GP learns that from
+#: a handful of observations where it could not from the parameters alone.
+FEATURES = ("params", "macs", "ram")
+#: Random points whose feature ranges scale the features to about [0, 1].
+FEATURE_SAMPLE = 256
 #: Prune-threshold parameter: pruning during training ends at this sparsity.
 PRUNE_THRESHOLD = "train.prune_threshold"
 
@@ -118,7 +126,8 @@ class Pricer:
             return Priced(check.reason, {})
         report = cost(self.program, point, self.target, self.precision, self.sparsity(point))
         values = {"flash": float(report.flash_bytes), "ram": float(report.peak_ram_bytes),
-                  "latency": float(report.latency_ms or 0.0)}
+                  "latency": float(report.latency_ms or 0.0), "params": float(report.params),
+                  "macs": float(report.macs)}
         if self.target is not None:
             fitting = fit(report, self.target)
             if not fitting.ok:
@@ -297,8 +306,10 @@ class ExactStrategy(Strategy):
         super().__init__(program, objectives, pricer, seed)
         self.pool_size = pool
         self.encoder = Encoder(program)
+        self.scale = self._feature_scale()
         self.model = ErrorModel()
         self.points: list[Point] = []
+        self.inputs: list[np.ndarray] = []
         self.values: list[list[float]] = []
         self.modelled = "error" in self.objectives
         self.exact = [o for o in self.objectives if o != "error"]
@@ -307,6 +318,8 @@ class ExactStrategy(Strategy):
         super().observe(trial)
         if trial.status == "completed":
             self.points.append(active(self.program, trial.params))
+            self.inputs.append(self.model_inputs([self.points[-1]],
+                                            [self.pricer.price(self.points[-1])])[0])
             self.values.append([float(trial.objective(o)) for o in self.objectives])  # type: ignore[arg-type]
 
     def _feasible(self, points: Sequence[Point], taken: dict[str, Point],
@@ -357,6 +370,28 @@ class ExactStrategy(Strategy):
             self._feasible([c.point for c in children if c is not None], taken, priced)
         return self._batch(list(taken.values()), [priced[k] for k in taken], n)
 
+    def _feature_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """Low end and width of the log features over random valid points of the space
+        (fixed for the search, so that fitted hyperparameters stay meaningful)."""
+        try:
+            drawn = sample(self.program, FEATURE_SAMPLE, self.seed)
+        except PointError:
+            drawn = []
+        logs = np.log1p(np.array([
+            [priced.values[f] for f in FEATURES]
+            for priced in map(self.pricer.price, drawn) if priced.values
+        ]).reshape(-1, len(FEATURES)))
+        if len(logs) < 2:
+            return np.zeros(len(FEATURES)), np.full(len(FEATURES), 20.0)
+        return logs.min(axis=0), np.maximum(logs.max(axis=0) - logs.min(axis=0), 1e-6)
+
+    def model_inputs(self, points: Sequence[Point], priced: Sequence[Priced]) -> np.ndarray:
+        """The GP's inputs: the encoded parameters, then the scaled log features."""
+        low, width = self.scale
+        logs = np.log1p(np.array([[p.values[f] for f in FEATURES] for p in priced]))
+        return np.hstack([self.encoder.encode(points),
+                          ((logs - low) / width).reshape(len(points), len(FEATURES))])
+
     def _front(self) -> list[Point]:
         """The observed points that no other observation dominates."""
         values = np.array(self.values)
@@ -368,7 +403,7 @@ class ExactStrategy(Strategy):
     def _fit(self) -> None:
         if self.modelled and self.points:
             errors = [row[self.objectives.index("error")] for row in self.values]
-            self.model.update(self.encoder.encode(self.points), np.array(errors))
+            self.model.update(np.array(self.inputs), np.array(errors))
 
     def _reference(self, exact: np.ndarray) -> np.ndarray:
         """The hypervolume reference: the error of guessing (`chance_error`), the
@@ -405,7 +440,7 @@ class ExactStrategy(Strategy):
 
     def _scores(self, points: Sequence[Point], priced: Sequence[Priced]) -> np.ndarray:
         exact = self._exact(priced)
-        mean, std, rest = self._predict(self.encoder.encode(points), exact)
+        mean, std, rest = self._predict(self.model_inputs(points, priced), exact)
         return expected_improvement(self._observed(), self._reference(exact), mean, std, rest)
 
     def _batch(self, points: list[Point], priced: list[Priced], n: int) -> list[Point]:
@@ -416,7 +451,7 @@ class ExactStrategy(Strategy):
         exact = self._exact(priced)
         ref = self._reference(exact)
         front = self._observed()
-        encoded = self.encoder.encode(points)
+        encoded = self.model_inputs(points, priced)
         chosen: list[int] = []
         for _ in range(min(n, len(points))):
             mean, std, rest = self._predict(encoded, exact)

@@ -3,7 +3,8 @@
 Only the error is modelled: flash, RAM and latency are exact functions of the
 point (`cost`), so a model of them would only add noise and fitting time. The
 model is BoTorch's `SingleTaskGP` (Matern kernel with dimension-scaled priors,
-learned noise, standardised outcomes) on the unit-cube encoding of `encode`.
+learned noise, standardised outcomes) on inputs the strategy gives it: the
+unit-cube encoding of `encode` and a few exact features of the network.
 
 Fitting the kernel hyperparameters is most of a model's cost, and they change
 little from one observation to the next. So they are re-fitted only when the

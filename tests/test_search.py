@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +95,11 @@ def test_every_stage_runs_and_results_are_written(tmp_path: Path) -> None:
     csv = (results / "trials.csv").read_text().splitlines()
     assert csv[0].startswith("id,stage,status") and len(csv) == 1 + len(trials)
     assert json.loads((results / "setup.json").read_text())["classes"] == 10
+    spent = engine.timings  # where the time went, for `search` to print
+    assert spent.training > 0 and spent.generation > 0
+    assert spent.total >= spent.training + spent.generation
+    assert [(stage, n) for stage, n, _ in spent.batches] == \
+        [("sobol", 1)] * 3 + [("bo", 2), ("morph", 1)]
 
 
 ONE_POINT = "[stages]\nsobol = 2\nbo_rounds = 0\nmorph_rounds = 0\nepochs = [2, 1, 1]\n"
@@ -182,7 +188,8 @@ def test_resume_does_not_retrain_finished_trials(tmp_path: Path) -> None:
     assert again.journal.trials() == before and lines == []
 
 
-def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+def test_resume_after_sigkill_loses_and_duplicates_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = experiment(
         tmp_path, stages="[stages]\nsobol = 6\nbo_rounds = 0\nmorph_rounds = 0\n"
                          "epochs = [2, 1, 1]\n")
@@ -209,7 +216,10 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> No
     killed = journal.trials()
     assert killed, "the search never started a trial"
     finished_before = {t.id: t.finished for t in killed if t.status != "interrupted"}
+    capsys.readouterr()
     assert cli.main(["search", str(path)]) == 0
+    assert re.search(r"time: \d+ s, of which \d+ s training and [\d.]+ s choosing points "
+                     r"\(exact strategy\)", capsys.readouterr().out)
     trials = journal.trials()
     assert [t.id for t in trials] == list(range(6))
     assert all(t.status in ("completed", "infeasible", "failed") for t in trials)

@@ -109,7 +109,8 @@ def test_scores_are_the_expected_hypervolume_improvement() -> None:
     candidates = [p for p in sample(strategy.program, 30, 5)
                   if strategy.pricer.price(p).reason is None][:5]
     got = strategy.scores(candidates)
-    mean, std = strategy.model.predict(strategy.encoder.encode(candidates))
+    mean, std = strategy.model.predict(
+        strategy.model_inputs(candidates, [strategy.pricer.price(p) for p in candidates]))
     exact_costs = np.array([[strategy.pricer.price(p).values[o] for o in ("flash", "ram")]
                             for p in candidates])
     target = strategy.pricer.target
