@@ -317,10 +317,11 @@ class ExactStrategy(Strategy):
     def observe(self, trial: Trial) -> None:
         super().observe(trial)
         if trial.status == "completed":
-            self.points.append(active(self.program, trial.params))
-            self.inputs.append(self.model_inputs([self.points[-1]],
-                                            [self.pricer.price(self.points[-1])])[0])
-            self.values.append([float(trial.objective(o)) for o in self.objectives])  # type: ignore[arg-type]
+            point = active(self.program, trial.params)
+            self.points.append(point)
+            self.inputs.append(self.model_inputs([point], [self.pricer.price(point)])[0])
+            self.values.append([float(trial.objective(o))  # type: ignore[arg-type]
+                                for o in self.objectives])
 
     def _feasible(self, points: Sequence[Point], taken: dict[str, Point],
                   priced: dict[str, Priced]) -> None:

@@ -151,3 +151,17 @@ def test_unknown_strategy() -> None:
 
 def test_fast_pool_is_smaller() -> None:
     assert exact().pool_size == FAST_POOL
+
+
+def test_latency_is_an_exact_objective_too() -> None:
+    strategy = exact(objectives=["error", "flash", "ram", "latency"])
+    assert strategy.exact == ["flash", "ram", "latency"]
+    first = strategy.initial(4)
+    for k, point in enumerate(first):
+        values = strategy.pricer.price(point).values
+        strategy.observe(Trial(k, "bo", point, None, "completed", error=made_up_error(values),
+                               flash_bytes=int(values["flash"]), ram_bytes=int(values["ram"]),
+                               latency_ms=values["latency"]))
+    points = strategy.propose(2)
+    assert len(points) == 2 and all(strategy.pricer.price(p).values["latency"] > 0
+                                    for p in points)
