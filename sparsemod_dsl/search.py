@@ -143,6 +143,7 @@ class Search:
             experiment.stages.strategy, self.program, self.objectives, self.pricer,
             experiment.seed, fast,
         )
+        self.strategy.report = report
         self.timings = Timings()
         self._write_setup()
 

@@ -33,7 +33,7 @@ import json
 import random
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -170,6 +170,8 @@ class Strategy:
         self.tried: set[str] = set()
         #: Why the last point passed over was not proposed (for the search's messages).
         self.last_rejection: str | None = None
+        #: Where to say that the strategy had to fall back on something simpler.
+        self.report: Callable[[str], None] = lambda _: None
 
     def _ax_experiment(self) -> Any:
         from ax.core.experiment import Experiment as AxExperiment
@@ -269,7 +271,7 @@ class Strategy:
         try:
             values = self.scores(points)
         except (AxError, BotorchError, RuntimeError, ValueError) as error:  # e.g. not PSD
-            self.last_rejection = f"the surrogate cannot score candidates ({error})"
+            self.report(f"the surrogate cannot score candidates ({error}); taking the first")
             return 0
         return max(range(len(points)), key=lambda k: (values[k] == values[k], values[k]))
 
@@ -348,8 +350,20 @@ class ExactStrategy(Strategy):
         return list(taken.values())[:n]
 
     def propose(self, n: int) -> list[Point]:
+        """`n` feasible, untried points of highest expected hypervolume improvement; Sobol
+        points while fewer than two trials have completed or if the GP cannot be fitted."""
         if self.modelled and self.completed < 2:
             return self.initial(n)
+        from botorch.exceptions.errors import BotorchError
+
+        try:
+            return self._propose(n)
+        except (BotorchError, RuntimeError, ValueError, np.linalg.LinAlgError) as error:
+            self.report(f"the error model failed ({type(error).__name__}: {error}); "
+                        "drawing Sobol points instead")
+            return self.initial(n)
+
+    def _propose(self, n: int) -> list[Point]:
         rng = random.Random(self.seed * 1_000_003 + len(self.ax.trials))
         taken: dict[str, Point] = {}
         priced: dict[str, Priced] = {}

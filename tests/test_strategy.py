@@ -165,3 +165,21 @@ def test_latency_is_an_exact_objective_too() -> None:
     points = strategy.propose(2)
     assert len(points) == 2 and all(strategy.pricer.price(p).values["latency"] > 0
                                     for p in points)
+
+
+def test_a_failing_error_model_falls_back_to_sobol_points(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search goes on when the GP cannot be fitted, and says so."""
+    strategy = exact()
+    said: list[str] = []
+    strategy.report = said.append
+    observe(strategy, strategy.initial(4))
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("matrix not positive definite")
+
+    monkeypatch.setattr(strategy.model, "update", broken)
+    points = strategy.propose(2)
+    assert len(points) == 2 and all(strategy.pricer.price(p).reason is None for p in points)
+    assert said == ["the error model failed (RuntimeError: matrix not positive definite); "
+                    "drawing Sobol points instead"]
