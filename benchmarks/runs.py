@@ -43,5 +43,6 @@ def run(experiment: Experiment) -> Search:
 
 def machine() -> str:
     """What the numbers were measured on, for the header of a benchmark's output."""
-    return (f"{date.today()} {platform.machine()} {platform.processor() or ''} "
-            f"{torch.get_num_threads()} torch threads, torch {torch.__version__}").replace("  ", " ")
+    parts = (str(date.today()), platform.machine(), platform.processor(),
+             f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    return " ".join(part for part in parts if part)

@@ -76,8 +76,10 @@ def digits_split(strategies: list[str], stages: dict[str, int]) -> dict[str, dic
     if len(rows) > 1:
         base = rows[strategies[0]]
         for name in strategies[1:]:
-            print(f"{name} / {strategies[0]}: generation x{rows[name]['generation'] / base['generation']:.0f}, "
-                  f"whole run x{rows[name]['total'] / base['total']:.1f}")
+            row = rows[name]
+            print(f"{name} / {strategies[0]}: "
+                  f"generation x{row['generation'] / base['generation']:.0f}, "
+                  f"whole run x{row['total'] / base['total']:.1f}")
     return rows
 
 
@@ -109,7 +111,7 @@ def large_space(observations: int, batches: int, with_ax: bool) -> list[float]:
     print(f"{'batch':>5} {'observations':>12} {'seconds':>8} {'GP fits so far':>14}")
     times = []
     for batch in range(batches):
-        seen = len(strategy.points)
+        seen = len(strategy.trials)
         began = time.perf_counter()
         points = strategy.propose(4)
         times.append(time.perf_counter() - began)

@@ -9,9 +9,9 @@ promising (`best`, the morph stage). `experiment.toml` picks one by name:
   (`surrogate`) over the encoded parameters (`encode`) and the network's exact
   weights, MACs and peak activation bytes (`FEATURES`); flash, RAM and latency
   are computed exactly from the IR for every candidate (`cost`, well under a
-  millisecond each). Candidates are drawn
-  at random from the space and by mutating the front and the best candidates
-  (an evolutionary search of the acquisition), priced, and those that fail
+  millisecond each). Candidates are drawn at random from the space and by
+  mutating the front and the best candidates (an evolutionary search of the
+  acquisition), priced, and those that fail
   `validate` or do not fit the target are dropped before anything is scored:
   infeasible points are never proposed. The rest are scored by their expected
   hypervolume improvement in closed form (`hypervolume`), and a batch is
@@ -45,7 +45,7 @@ from .experiment import STRATEGIES
 from .hypervolume import expected_improvement
 from .morph import mutate
 from .point import Point, PointError, active, sample, validate
-from .results import Trial
+from .results import Trial, pareto_front
 from .surrogate import ErrorModel
 from .targets import Target
 
@@ -310,7 +310,7 @@ class ExactStrategy(Strategy):
         self.encoder = Encoder(program)
         self.scale = self._feature_scale()
         self.model = ErrorModel()
-        self.points: list[Point] = []
+        self.trials: list[Trial] = []
         self.inputs: list[np.ndarray] = []
         self.values: list[list[float]] = []
         self.modelled = "error" in self.objectives
@@ -320,7 +320,7 @@ class ExactStrategy(Strategy):
         super().observe(trial)
         if trial.status == "completed":
             point = active(self.program, trial.params)
-            self.points.append(point)
+            self.trials.append(trial)
             self.inputs.append(self.model_inputs([point], [self.pricer.price(point)])[0])
             self.values.append([float(trial.objective(o))  # type: ignore[arg-type]
                                 for o in self.objectives])
@@ -408,15 +408,11 @@ class ExactStrategy(Strategy):
                           ((logs - low) / width).reshape(len(points), len(FEATURES))])
 
     def _front(self) -> list[Point]:
-        """The observed points that no other observation dominates."""
-        values = np.array(self.values)
-        return [
-            point for point, row in zip(self.points, values)
-            if not ((values <= row).all(axis=1) & (values < row).any(axis=1)).any()
-        ]
+        """The points of the observed Pareto front."""
+        return [active(self.program, t.params) for t in pareto_front(self.trials, self.objectives)]
 
     def _fit(self) -> None:
-        if self.modelled and self.points:
+        if self.modelled and self.trials:
             errors = [row[self.objectives.index("error")] for row in self.values]
             self.model.update(np.array(self.inputs), np.array(errors))
 

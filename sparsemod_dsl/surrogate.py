@@ -9,8 +9,8 @@ unit-cube encoding of `encode` and a few exact features of the network.
 Fitting the kernel hyperparameters is most of a model's cost, and they change
 little from one observation to the next. So they are re-fitted only when the
 number of observations has grown by `REFIT_GROWTH` since the last fit, starting
-from the previous values and for at most `FIT_ITERATIONS` steps; in between, the new observations enter the model with
-the hyperparameters kept.
+from the previous values and for at most `FIT_ITERATIONS` steps; in between, the
+new observations enter the model with the hyperparameters kept.
 """
 
 from __future__ import annotations
