@@ -32,12 +32,12 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sparsemod_dsl import cost, point
-from sparsemod_dsl.builder import build
-from sparsemod_dsl.compiler import check_file
-from sparsemod_dsl.loader import stdlib_dir
-from sparsemod_dsl.targets import Target, load_target
-from sparsemod_dsl.trace import trace
+from sparsemod_dsl.lang.compiler import check_file
+from sparsemod_dsl.lang.loader import stdlib_dir
+from sparsemod_dsl.nets import cost, point
+from sparsemod_dsl.nets.builder import build
+from sparsemod_dsl.nets.targets import Target, load_target
+from sparsemod_dsl.nets.trace import trace
 
 SPACES = ("sparse_cnn", "ds_cnn", "mbconv", "sparse_rnn")
 MAX_IR_MS, MIN_RATIO = 5.0, 20.0

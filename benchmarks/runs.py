@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from sparsemod_dsl.experiment import Experiment, load_experiment
-from sparsemod_dsl.search import Search
+from sparsemod_dsl.search.engine import Search
+from sparsemod_dsl.search.experiment import Experiment, load_experiment
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits" / "experiment.toml"
 

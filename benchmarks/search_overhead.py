@@ -31,15 +31,15 @@ import sys
 import time
 
 import numpy as np
-
 from runs import digits, machine, run
-from sparsemod_dsl.experiment import STRATEGIES
-from sparsemod_dsl.loader import stdlib_dir
-from sparsemod_dsl.results import Trial
-from sparsemod_dsl.search import Search
+
+from sparsemod_dsl.lang.loader import stdlib_dir
+from sparsemod_dsl.nets.targets import load_target
+from sparsemod_dsl.search.engine import Search
+from sparsemod_dsl.search.experiment import STRATEGIES
+from sparsemod_dsl.search.results import Trial
+from sparsemod_dsl.search.strategy import Pricer, Strategy, make_strategy
 from sparsemod_dsl.space import compile_file
-from sparsemod_dsl.strategy import Pricer, Strategy, make_strategy
-from sparsemod_dsl.targets import load_target
 
 MAX_RATIO = 1.0
 MAX_BATCH_SECONDS = 5.0

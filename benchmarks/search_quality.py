@@ -29,10 +29,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
-
 from runs import digits, machine, run
-from sparsemod_dsl.experiment import STRATEGIES
-from sparsemod_dsl.hypervolume import hypervolume
+
+from sparsemod_dsl.search.experiment import STRATEGIES
+from sparsemod_dsl.search.hypervolume import hypervolume
 
 REFERENCE = np.array([0.9, 16 * 1024, 16 * 1024])
 EVERY = 10

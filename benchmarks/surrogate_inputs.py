@@ -23,11 +23,11 @@ import argparse
 import sys
 
 import numpy as np
+from runs import digits, machine, run
 from scipy.stats import spearmanr
 
-from runs import digits, machine, run
-from sparsemod_dsl.strategy import FEATURES, ExactStrategy
-from sparsemod_dsl.surrogate import ErrorModel
+from sparsemod_dsl.search.strategy import FEATURES, ExactStrategy
+from sparsemod_dsl.search.surrogate import ErrorModel
 
 
 def scores(inputs: np.ndarray, errors: np.ndarray, n: int, splits: int) -> tuple[float, float]:

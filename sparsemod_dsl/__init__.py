@@ -12,8 +12,8 @@ The public API is small:
 __version__ = "0.1.0"
 
 from .errors import ArchError, SparsemodError, UsageError  # noqa: E402
-from .fmt import format_source  # noqa: E402
-from .parser import parse  # noqa: E402
+from .lang.fmt import format_source  # noqa: E402
+from .lang.parser import parse  # noqa: E402
 
 
 def __getattr__(name: str) -> object:

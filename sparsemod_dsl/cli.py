@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import __version__
-from .compiler import Checked, check_file
 from .errors import ArchError, SparsemodError, UsageError, render
-from .fmt import format_source
-from .infer import SpaceEvaluator, input_shape
-from .loader import read_source
-from .text import table
-from .results import write_atomic
+from .lang.compiler import Checked, check_file
+from .lang.fmt import format_source
+from .lang.infer import SpaceEvaluator, input_shape
+from .lang.loader import read_source
+from .search.results import write_atomic
+from .search.text import table
 
 if TYPE_CHECKING:
-    from .cost import CostReport, Fit
-    from .targets import Target
+    from .nets.cost import CostReport, Fit
+    from .nets.targets import Target
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -220,7 +220,7 @@ def _shape_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from . import axspace, codegen  # noqa: PLC0415 (torch and Ax load only when needed)
+    from .nets import axspace, codegen  # noqa: PLC0415 (torch and Ax load only when needed)
     from .space import compile_file  # noqa: PLC0415
 
     space = compile_file(args.file, args.input, args.classes)
@@ -258,8 +258,8 @@ def _sample(args: argparse.Namespace) -> int:
 def _morph(args: argparse.Namespace) -> int:
     import random  # noqa: PLC0415
 
-    from .morph import mutate  # noqa: PLC0415 (torch loads only when needed)
-    from .point import active  # noqa: PLC0415
+    from .nets.morph import mutate  # noqa: PLC0415 (torch loads only when needed)
+    from .nets.point import active  # noqa: PLC0415
     from .space import compile_file  # noqa: PLC0415
 
     if args.n < 1:
@@ -292,9 +292,9 @@ def _morph(args: argparse.Namespace) -> int:
 
 
 def _cost(args: argparse.Namespace) -> int:
-    from . import cost  # noqa: PLC0415 (torch and Ax load only when needed)
+    from .nets import cost  # noqa: PLC0415 (torch and Ax load only when needed)
+    from .nets.targets import load_target  # noqa: PLC0415
     from .space import compile_file  # noqa: PLC0415
-    from .targets import load_target  # noqa: PLC0415
 
     target = load_target(args.target)
     params = _read_params(args.params)
@@ -329,7 +329,7 @@ def _read_params(path: str | None) -> dict[str, Any]:
 
 def cost_summary(file: str, arch: str, report: CostReport, fit: Fit, target: Target) -> str:
     """The text report of `sparsemodc cost`: totals, budgets, then the per-layer table."""
-    from .targets import KB  # noqa: PLC0415
+    from .nets.targets import KB  # noqa: PLC0415
     lines = [
         f"{file}: arch {arch}, {report.quant}, sparsity {report.sparsity:g}, on {target.name} "
         f"({target.core}, {target.clock_mhz:g} MHz)",
@@ -361,9 +361,9 @@ def cost_summary(file: str, arch: str, report: CostReport, fit: Fit, target: Tar
 
 
 def _search(args: argparse.Namespace) -> int:
-    from .experiment import load_experiment  # noqa: PLC0415
-    from .report import pareto_table  # noqa: PLC0415
-    from .search import Search  # noqa: PLC0415
+    from .search.engine import Search  # noqa: PLC0415
+    from .search.experiment import load_experiment  # noqa: PLC0415
+    from .search.report import pareto_table  # noqa: PLC0415
 
     experiment = load_experiment(args.experiment)
     engine = Search(experiment, progress=True)
@@ -378,7 +378,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import report  # noqa: PLC0415
+    from .search.report import report  # noqa: PLC0415
 
     text, plots = report(Path(args.results))
     print(text)
@@ -387,14 +387,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .report import show  # noqa: PLC0415
+    from .search.report import show  # noqa: PLC0415
 
     print(show(Path(args.results), args.trial))
     return EXIT_OK
 
 
 def _targets(args: argparse.Namespace) -> int:
-    from .targets import KB, builtin_dir, builtin_targets  # noqa: PLC0415
+    from .nets.targets import KB, builtin_dir, builtin_targets  # noqa: PLC0415
 
     rows = [
         (t.name, t.core, f"{t.clock_mhz:g} MHz", f"{t.sram_bytes // KB} KB",

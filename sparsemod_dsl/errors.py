@@ -1,4 +1,4 @@
-"""The project's exceptions and the rendering of source diagnostics.
+"""The project's exceptions, the source spans they point at, and their rendering.
 
 Every user-facing error is a `SparsemodError`. Errors in `.arch` files carry a
 `Span` and render as ``FILE:LINE:COL: error: message`` followed by the source
@@ -10,7 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .syntax import Span
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file; lines and columns start at 1."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def where(self) -> str:
+        """`FILE:LINE:COL`, the prefix of every diagnostic."""
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+NO_SPAN = Span("<unknown>", 0, 0, 0, 0)
 
 
 class SparsemodError(Exception):

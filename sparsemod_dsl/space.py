@@ -18,13 +18,14 @@ from typing import Mapping, Sequence
 
 from ax.core.search_space import SearchSpace
 
-from . import axspace, codegen, ir, point
-from . import cost as cost_model
-from .builder import bind, build
-from .compiler import check_file, compile_source
 from .errors import UsageError
-from .netlib import SparsemodNet
-from .targets import Target, load_target
+from .lang import ir
+from .lang.compiler import check_file, compile_source
+from .nets import axspace, codegen, point
+from .nets import cost as cost_model
+from .nets.builder import bind, build
+from .nets.netlib import SparsemodNet
+from .nets.targets import Target, load_target
 
 
 class Space:

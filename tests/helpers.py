@@ -13,11 +13,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Mapping
 
-import pytest
 import torch
 
-from sparsemod_dsl import ir, point
-from sparsemod_dsl.compiler import check_file, compile_source
+from sparsemod_dsl.lang import ir
+from sparsemod_dsl.lang.compiler import check_file, compile_source
+from sparsemod_dsl.nets import point
 
 ROOT = Path(__file__).resolve().parents[1]
 STDLIB = ROOT / "stdlib"
@@ -127,7 +127,7 @@ def weights(net: torch.nn.Module) -> int:
 
 def small_valid_points(prog: ir.Program, n: int, seed: int) -> Iterator[point.Point]:
     """Points of `sample(prog, n, seed)` that validate and have at most MAX_WEIGHTS weights."""
-    from sparsemod_dsl.builder import build
+    from sparsemod_dsl.nets.builder import build
 
     for pt in point.sample(prog, n, seed):
         if point.validate(prog, pt) and weights(build(prog, pt)) <= MAX_WEIGHTS:

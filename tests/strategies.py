@@ -18,7 +18,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from sparsemod_dsl import syntax as s
+from sparsemod_dsl.lang import syntax as s
 
 KEYWORDS = frozenset(
     "arch import train network block repeat choose optional residual time_distributed "

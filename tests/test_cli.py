@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sparsemod_dsl import __version__, cli
-from sparsemod_dsl.fmt import format_source
+from sparsemod_dsl.lang.fmt import format_source
 
 STDLIB = Path(__file__).resolve().parents[1] / "stdlib"
 GOOD = """\

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from sparsemod_dsl import cli, compiler, errors, layers, loader, lower, parser, syntax
+from sparsemod_dsl import cli, errors
+from sparsemod_dsl.lang import compiler, layers, loader, lower, parser, syntax
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOC_FILES = ("language.md", "architecture.md")

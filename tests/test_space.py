@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import sparsemod_dsl as sm
-from sparsemod_dsl.builder import BuildError
+from sparsemod_dsl.nets.builder import BuildError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "quickstart.arch"

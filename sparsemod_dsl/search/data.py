@@ -1,0 +1,377 @@
+"""Datasets and loaders for training the networks of a search.
+
+`load_dataset(spec)` gives a `DataBundle` (train/val/test splits, classes, input kind
+and shape) for a built-in set or a user's `module:function`:
+
+- `digits`: scikit-learn's 8x8 handwritten digits (1797 images, 10 classes, shipped
+  with scikit-learn, no download) as (1, 8, 8) float32 images in [0, 1];
+- `sequences`: a synthetic 4-class set of noisy multichannel waves (made here,
+  reproducible), 1200 sequences of 100 steps x 8 features;
+- `package.module:function`: returns `(train, val, test, classes)` torch datasets whose
+  samples are `(x, label)`; a 3-D x is an image (C, H, W), a 2-D x a sequence (T, F).
+
+Built-in sets are split 60/20/20, stratified by class, with the seed. `loader` batches a
+dataset as (x float32, y int64), cutting sequences into chunks of `max_len` steps (the
+sequence splitter) or handing the batch to a user collate.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from ..errors import SparsemodError
+
+Kind = Literal["image", "sequence"]
+Batch = tuple[torch.Tensor, torch.Tensor]
+Collate = Callable[..., Any]
+
+#: Fractions of each class in the train and validation splits (the rest is the test split).
+SPLIT = (0.6, 0.2)
+
+#: The `sequences` set: cycles per step of its two wave frequencies (periods of 20 and 8
+#: steps, so a chunk of 20 steps still tells them apart) and its noise level.
+WAVE_FREQUENCIES = (1 / 20, 1 / 8)
+WAVE_NOISE = 1.0
+
+
+class DataError(SparsemodError):
+    """A dataset or collate cannot be loaded or used; the message names it and says why."""
+
+
+@dataclass
+class DataBundle:
+    """The splits of a dataset and what a network needs to know about it.
+
+    Attributes:
+        train, val, test: datasets of `(x, label)` samples.
+        classes: the number of classes (labels are 0 .. classes - 1).
+        kind: `image` or `sequence`.
+        input_shape: (C, H, W) for images, (T, F) for sequences (T: the steps of the
+            first sample, before any `max_len` splitting).
+        collate: a user function that makes batches, or None for stacking.
+    """
+
+    train: Dataset[Any]
+    val: Dataset[Any]
+    test: Dataset[Any]
+    classes: int
+    kind: Kind
+    input_shape: tuple[int, ...]
+    collate: Collate | None = None
+
+
+# --- references to user code -----------------------------------------------------------------
+
+
+def resolve(spec: str) -> Callable[..., Any]:
+    """The function a `package.module:function` reference names.
+
+    Raises:
+        DataError: a malformed reference, a module that fails to import, a missing
+            attribute or one that is not callable.
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise DataError(f"{spec}: not a built-in dataset ({', '.join(BUILTIN)}) nor a "
+                        "'package.module:function' reference")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise DataError(f"{spec}: cannot import '{module_name}' ({error})") from None
+    except Exception as error:  # the user's module itself is broken
+        raise DataError(f"{spec}: importing '{module_name}' failed: "
+                        f"{type(error).__name__}: {error}") from None
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise DataError(f"{spec}: '{module_name}' has no attribute '{attr}'")
+        target = getattr(target, part)
+    if not callable(target):
+        raise DataError(f"{spec}: '{attr}' is a {type(target).__name__}, not a function")
+    return target  # type: ignore[no-any-return]
+
+
+def _accepts(function: Callable[..., Any], keyword: str) -> bool:
+    """True when `function` takes `keyword` (by name or through **kwargs)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any((p.name == keyword and p.kind != p.POSITIONAL_ONLY) or p.kind == p.VAR_KEYWORD
+               for p in parameters)
+
+
+def _floats(x: Any) -> torch.Tensor:
+    """`x` (a tensor, an array or nested lists) as a float32 tensor."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(torch.float32)
+    return torch.as_tensor(np.asarray(x, dtype=np.float32))
+
+
+def _call(function: Callable[..., Any], spec: str, seed: int,
+          options: Mapping[str, Any]) -> Any:
+    """`function(**options)`, with `seed=seed` when it takes a seed."""
+    unknown = sorted(name for name in options if not _accepts(function, name))
+    if unknown:
+        raise DataError(f"{spec}: unknown option(s) {', '.join(unknown)}")
+    kwargs = dict(options)
+    if _accepts(function, "seed"):
+        kwargs.setdefault("seed", seed)
+    try:
+        return function(**kwargs)
+    except SparsemodError:
+        raise
+    except Exception as error:
+        raise DataError(f"{spec}: the dataset function failed: "
+                        f"{type(error).__name__}: {error}") from None
+
+
+# --- built-in datasets -------------------------------------------------------------------------
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's digits: (1797, 1, 8, 8) pixels in [0, 1] and labels 0..9."""
+    from sklearn.datasets import load_digits  # here: importing it takes about a second
+
+    digits = load_digits()
+    x = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)
+    return x, torch.tensor(digits.target, dtype=torch.int64)
+
+
+def _sequences(samples: int = 1200, steps: int = 100,
+               features: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noisy waves in 4 balanced classes: slow or fast x channels in phase or not.
+
+    Every sample is one sine wave (random phase, amplitude 0.5..1.5, frequency within
+    10% of the class's) on all channels, plus Gaussian noise; the fast classes have
+    2.5 times the frequency, and in the odd classes the second half of the channels
+    carries the wave inverted. Every channel's mean over time is about zero in every
+    class, so the classes differ only in how the signal moves, not in its level.
+    Always the same data (a fixed generator): the seed of `load_dataset` picks the split.
+    """
+    rng = np.random.default_rng(12345)
+    labels = rng.permutation(np.arange(samples) % 4)
+    base = np.asarray(WAVE_FREQUENCIES)[labels // 2]
+    frequency = base * rng.uniform(0.9, 1.1, samples)
+    phase = rng.uniform(0.0, 2 * math.pi, samples)
+    amplitude = rng.uniform(0.5, 1.5, samples)
+    t = np.arange(steps)
+    wave = amplitude[:, None] * np.sin(2 * math.pi * frequency[:, None] * t + phase[:, None])
+    signs = np.ones((samples, features))
+    signs[labels % 2 == 1, features // 2:] = -1.0
+    x = wave[:, :, None] * signs[:, None, :] + WAVE_NOISE * rng.standard_normal(
+        (samples, steps, features))
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(labels, dtype=torch.int64)
+
+
+BUILTIN: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
+    "digits": _digits,
+    "sequences": _sequences,
+}
+
+
+def stratified_split(labels: Sequence[int], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the train, validation and test splits: `SPLIT` of every class each."""
+    rng = np.random.default_rng(seed)
+    array = np.asarray(labels)
+    parts: tuple[list[np.ndarray], ...] = ([], [], [])
+    for label in np.unique(array):
+        members = rng.permutation(np.flatnonzero(array == label))
+        cut1 = round(SPLIT[0] * len(members))
+        cut2 = cut1 + round(SPLIT[1] * len(members))
+        for part, chunk in zip(parts, np.split(members, [cut1, cut2])):
+            part.append(chunk)
+    train, val, test = (np.sort(np.concatenate(part)) for part in parts)
+    return train, val, test
+
+
+def _builtin(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | None
+             ) -> DataBundle:
+    x, y = _call(BUILTIN[spec], spec, seed, options)
+    train, val, test = (TensorDataset(x[idx], y[idx])
+                        for idx in stratified_split(y.tolist(), seed))
+    kind: Kind = "image" if x.dim() == 4 else "sequence"
+    return DataBundle(train, val, test, int(y.max()) + 1, kind, tuple(x.shape[1:]), collate)
+
+
+# --- user datasets -------------------------------------------------------------------------------
+
+
+def _first_sample(spec: str, name: str, dataset: Any, classes: int) -> torch.Tensor:
+    """The x of `dataset[0]`, after checking the dataset and that sample."""
+    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise DataError(f"{spec}: the {name} set is a {type(dataset).__name__}, not a dataset "
+                        "(it needs __len__ and __getitem__)")
+    if len(dataset) == 0:
+        raise DataError(f"{spec}: the {name} set is empty")
+    sample = dataset[0]
+    if not isinstance(sample, (tuple, list)) or len(sample) != 2:
+        raise DataError(f"{spec}: a sample of the {name} set must be a pair (x, label), "
+                        f"not {type(sample).__name__}")
+    x, label = sample
+    try:
+        x = _floats(x)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{spec}: the x of a {name} sample is not numeric ({error})") from None
+    if x.dim() not in (2, 3):
+        raise DataError(f"{spec}: a {name} sample has shape {tuple(x.shape)}: expected "
+                        "(C, H, W) for an image or (T, F) for a sequence")
+    value = np.asarray(label)
+    if value.size != 1 or not np.issubdtype(value.dtype, np.integer):
+        raise DataError(f"{spec}: labels must be integers; a {name} label is {label!r}")
+    if not 0 <= int(value) < classes:
+        raise DataError(f"{spec}: a {name} label is {int(value)}, outside 0..{classes - 1}")
+    return x
+
+
+def _user(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | None
+          ) -> DataBundle:
+    result = _call(resolve(spec), spec, seed, options)
+    if not isinstance(result, (tuple, list)) or len(result) != 4:
+        raise DataError(f"{spec}: the function must return (train, val, test, classes), "
+                        f"not {type(result).__name__}"
+                        + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
+    train, val, test, classes = result
+    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2:
+        raise DataError(f"{spec}: classes must be an integer of at least 2, not {classes!r}")
+    classes = int(classes)
+    xs = [_first_sample(spec, name, dataset, classes)
+          for name, dataset in zip(("train", "val", "test"), (train, val, test))]
+    kind: Kind = "image" if xs[0].dim() == 3 else "sequence"
+    for name, x in zip(("val", "test"), xs[1:]):
+        if x.dim() != xs[0].dim() or (kind == "image" and x.shape != xs[0].shape) or (
+                x.shape[-1] != xs[0].shape[-1]):
+            raise DataError(f"{spec}: a {name} sample has shape {tuple(x.shape)}, "
+                            f"a train sample {tuple(xs[0].shape)}")
+    return DataBundle(train, val, test, classes, kind, tuple(xs[0].shape), collate)
+
+
+def load_dataset(spec: str, seed: int = 0, options: Mapping[str, Any] | None = None
+                 ) -> DataBundle:
+    """The dataset `spec`: `digits`, `sequences` or a `package.module:function`.
+
+    Args:
+        spec: the dataset's name or reference.
+        seed: picks the split of built-in sets; passed to a user function that takes `seed`.
+        options: keyword arguments of the dataset function (`sequences` takes `samples`,
+            `steps` and `features`), and `collate`: a `module:function` that makes
+            batches (see `loader`).
+
+    Raises:
+        DataError: the dataset cannot be loaded or is malformed; the message says why.
+    """
+    options = dict(options or {})
+    collate_spec = options.pop("collate", None)
+    collate = resolve(str(collate_spec)) if collate_spec is not None else None
+    if spec in BUILTIN:
+        return _builtin(spec, seed, options, collate)
+    return _user(spec, seed, options, collate)
+
+
+# --- loaders -----------------------------------------------------------------------------------
+
+
+class SequenceChunks(Dataset[tuple[torch.Tensor, Any]]):
+    """The sequence splitter: sequences cut into consecutive chunks of `max_len` steps.
+
+    A sequence of T >= max_len steps gives T // max_len chunks (the shorter rest is
+    dropped); a shorter one gives one chunk, zero-padded at the end. Chunks keep the label.
+    """
+
+    def __init__(self, dataset: Dataset[Any], max_len: int) -> None:
+        if max_len < 1:
+            raise DataError(f"max_len must be at least 1, not {max_len}")
+        self.dataset = dataset
+        self.max_len = max_len
+        self.chunks: list[tuple[int, int]] = []
+        for index in range(len(dataset)):  # type: ignore[arg-type]
+            steps = self._sample(index)[0].shape[0]
+            self.chunks.extend((index, start * max_len)
+                               for start in range(max(steps // max_len, 1)))
+
+    def _sample(self, index: int) -> tuple[torch.Tensor, Any]:
+        x, label = self.dataset[index]
+        x = _floats(x)
+        if x.dim() != 2:
+            raise DataError(f"max_len cuts sequences (T, F), but sample {index} has shape "
+                            f"{tuple(x.shape)}")
+        return x, label
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Any]:
+        index, start = self.chunks[i]
+        x, label = self._sample(index)
+        chunk = x[start:start + self.max_len]
+        return torch.nn.functional.pad(chunk, (0, 0, 0, self.max_len - len(chunk))), label
+
+
+def stack(batch: Sequence[tuple[Any, Any]]) -> Batch:
+    """The default collate: samples stacked into (x float32, y int64)."""
+    xs = [_floats(x) for x, _ in batch]
+    if any(x.shape != xs[0].shape for x in xs):
+        shapes = sorted({tuple(x.shape) for x in xs})
+        raise DataError(f"samples of different shapes {shapes} cannot be stacked into a batch: "
+                        "set train.max_len to cut sequences into chunks, or pass a collate")
+    return torch.stack(xs), torch.tensor([int(y) for _, y in batch], dtype=torch.int64)
+
+
+class _UserCollate:
+    """A user collate, given `max_len` when it takes it, its output cast to (float32, int64)."""
+
+    def __init__(self, collate: Collate, max_len: int | None) -> None:
+        self.collate = collate
+        self.kwargs = {"max_len": max_len} if max_len is not None else {}
+
+    def __call__(self, batch: Sequence[Any]) -> Batch:
+        out = self.collate(batch, **self.kwargs)
+        name = getattr(self.collate, "__name__", repr(self.collate))
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise DataError(f"the collate {name} must return (x, y), not {type(out).__name__}")
+        try:
+            return _floats(out[0]), torch.as_tensor(np.asarray(out[1]), dtype=torch.int64)
+        except (TypeError, ValueError) as error:
+            raise DataError(f"the collate {name} returned an x or y that is not an array "
+                            f"of numbers ({error})") from None
+
+
+def loader(dataset: Dataset[Any], batch_size: int, shuffle: bool, seed: int = 0,
+           max_len: int | None = None, collate: Collate | None = None,
+           drop_last: bool = False) -> DataLoader[Any]:
+    """Batches (x float32, y int64) of `dataset`, in the same order for the same seed.
+
+    Args:
+        dataset: samples `(x, label)`.
+        batch_size: examples per batch; capped to the number of samples.
+        shuffle: a new order every epoch (reproducible from `seed`).
+        seed: seeds the shuffling.
+        max_len: steps per sequence chunk (`SequenceChunks`), None for whole samples.
+            A collate that takes a `max_len` keyword gets it and the raw samples, and
+            does the cutting itself; any other collate gets the chunks.
+        collate: a user function `collate(batch[, max_len=...]) -> (x, y)`; None stacks.
+        drop_last: drop the last, short batch of an epoch (for training, so that batch
+            norm never sees a single example).
+    """
+    takes_max_len = collate is not None and max_len is not None and _accepts(collate, "max_len")
+    if max_len is not None and not takes_max_len:
+        dataset = SequenceChunks(dataset, max_len)
+    size = len(dataset)  # type: ignore[arg-type]
+    if size == 0:
+        raise DataError("the dataset has no samples to load")
+    return DataLoader(
+        dataset,
+        batch_size=max(1, min(batch_size, size)),
+        shuffle=shuffle,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=stack if collate is None else _UserCollate(
+            collate, max_len if takes_max_len else None),
+        drop_last=drop_last,
+    )

@@ -1,0 +1,398 @@
+"""The experiment file: one TOML file saying what to search, on what data, for how long.
+
+    arch = "space.arch"
+    [data]
+    dataset = "digits"
+
+`load_experiment` reads and checks the whole file before anything runs, and
+reports every problem at once. Each section is a frozen dataclass whose fields
+are the section's keys, so `stages.sobol` in the file is `experiment.stages.sobol`
+here; the schema (types, defaults, allowed values) is read from these classes.
+Paths are relative to the experiment file. The target and the dataset are kept
+as names: other modules load them. The reference is docs/experiment.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import tomllib
+import types
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
+
+from ..errors import UsageError
+
+OBJECTIVES = ("error", "flash", "ram", "latency")
+DEVICES = ("cpu", "cuda", "auto")
+QUANTIZATIONS = ("none", "post", "dynamic", "both")
+DATASETS = ("digits", "sequences")
+#: How the search chooses points (`strategy.make_strategy`); the first is the default.
+STRATEGIES = ("exact", "gp", "ax", "sobol")
+MAX_SEED = 2**32 - 1
+
+_REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+#: Keys of the earlier implementation's config.cfg (and code arguments) -> what replaces
+#: them, for the hint of an unknown key; docs/experiment.md has the same table.
+OLD_KEYS = {
+    "r1": "use stages.sobol", "r2": "use stages.bo_rounds", "r3": "use stages.morph_rounds",
+    **dict.fromkeys(("epochs1", "epochs2", "epochs3"), "use stages.epochs = [sobol, bo, morph]"),
+    "root": "use results",
+    "batch_size": "use stages.bo_batch (points per BO round; the training batch size is "
+                  "batch_size in the .arch file's train block)",
+    "debug": "gone: failing trials are always recorded with their reason in the journal",
+    "flops": "use target.name (the target file gives the clock and operator throughput)",
+    "quant_scheme": "use training.quantization", "morphisms": "use stages.morph_rounds = 0",
+    "pruning": "use training.pruning", "splitter": "use data.splitter",
+    **dict.fromkeys(("datasets", "classes"), "use data.dataset (it gives the classes)"),
+    **dict.fromkeys(("search_space", "net", "morpher_ops"), "write the space as the .arch file"),
+    "quant_params": "gone: dynamic quantisation covers LSTM, GRU and Linear layers",
+    "collate_fn": "use data.collate",
+    **dict.fromkeys(("train", "DEFAULT", "TEST"),
+                    "gone: the search always trains; see sparsemodc report and show"),
+    "TRAIN": "its keys are now in [stages], [objectives], [target] and [training]",
+}
+
+Check = Callable[[Any], "str | None"]
+
+
+class ExperimentError(UsageError):
+    """An experiment file that cannot be read or breaks the schema; lists every problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(problems))
+
+
+def _key(default: Any = MISSING, check: Check | None = None) -> Any:
+    """A schema field: its default (none: required) and a check of its value."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"check": check})
+    return field(default=default, metadata={"check": check})
+
+
+def _one_of(*allowed: str) -> Check:
+    return lambda v: None if v in allowed else f"must be one of {', '.join(allowed)}, found {v!r}"
+
+
+def _at_least(low: int, high: float = float("inf")) -> Check:
+    def check(value: Any) -> str | None:
+        values = value if isinstance(value, tuple) else (value,)
+        if all(low <= v <= high for v in values):
+            return None
+        bound = f"at least {low}" if high == float("inf") else f"in {low}..{int(high)}"
+        if isinstance(value, tuple):
+            return f"must all be {bound}, found {list(value)}"
+        return f"must be {bound}, found {value}"
+    return check
+
+
+def _reference(*builtins: str) -> Check:
+    names = ", ".join(builtins) + " or " if builtins else ""
+    return lambda v: None if v in builtins or _REFERENCE.fullmatch(v) else (
+        f"must be {names}a 'package.module:function' reference, found {v!r}")
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be positive, found {value:g}"
+
+
+def _file_name(value: str) -> str | None:
+    return None if _NAME.fullmatch(value) else (
+        f"must be letters, digits, '_', '.' or '-' (it names files), found {value!r}")
+
+
+def _objectives(value: tuple[str, ...]) -> str | None:
+    unknown = [v for v in value if v not in OBJECTIVES]
+    if unknown or not value:
+        return f"must be a non-empty subset of {', '.join(OBJECTIVES)}, found {list(value)}"
+    if len(set(value)) < len(value):
+        return f"names an objective twice: {list(value)}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _TopLevel:
+    """The keys outside any section, as written."""
+
+    arch: str = _key()
+    name: str | None = _key(None, _file_name)
+    results: str | None = _key(None)
+    seed: int = _key(0, _at_least(0, MAX_SEED))
+    device: str = _key("cpu", _one_of(*DEVICES))
+
+
+@dataclass(frozen=True, slots=True)
+class DataSettings:
+    """[data]: the dataset and how batches are made."""
+
+    dataset: str = _key(check=_reference(*DATASETS))
+    collate: str | None = _key(None, _reference())
+    splitter: bool = _key(False)
+    options: dict[str, Any] = _key({})
+
+
+@dataclass(frozen=True, slots=True)
+class StageSettings:
+    """[stages]: trials per stage, training epochs per trial (sobol, bo, morph), and
+    the strategy that chooses the points (see `strategy`)."""
+
+    sobol: int = _key(12, _at_least(1))
+    bo_rounds: int = _key(4, _at_least(0))
+    bo_batch: int = _key(4, _at_least(1))
+    morph_rounds: int = _key(4, _at_least(0))
+    morph_candidates: int = _key(20, _at_least(1))
+    epochs: tuple[int, int, int] = _key((5, 5, 3), _at_least(1))
+    strategy: str = _key(STRATEGIES[0], _one_of(*STRATEGIES))
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectiveSettings:
+    """[objectives]: the minimised objectives, in the canonical order of `OBJECTIVES`."""
+
+    minimize: tuple[str, ...] = _key(("error", "flash", "ram"), _objectives)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSettings:
+    """[target]: the microcontroller (built-in name or absolute path of a TOML file) and
+    budget overrides in KB (1024 bytes)."""
+
+    name: str | None = _key(None)
+    ram_kb: float | None = _key(None, _positive)
+    flash_kb: float | None = _key(None, _positive)
+
+    @property
+    def ram_bytes(self) -> int | None:
+        """The RAM budget override in bytes."""
+        return None if self.ram_kb is None else int(self.ram_kb * 1024)
+
+    @property
+    def flash_bytes(self) -> int | None:
+        """The flash budget override in bytes."""
+        return None if self.flash_kb is None else int(self.flash_kb * 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSettings:
+    """[training]: pruning, quantisation and the training function."""
+
+    pruning: bool = _key(True)
+    quantization: str = _key("post", _one_of(*QUANTIZATIONS))
+    trainer: str | None = _key(None, _reference())
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSettings, "stages": StageSettings, "objectives": ObjectiveSettings,
+    "target": TargetSettings, "training": TrainingSettings,
+}
+_TOP_KEYS = (*(f.name for f in fields(_TopLevel)), *SECTIONS)
+#: Every key of the file, dotted.
+KEYS = (*_TOP_KEYS, *(f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in fields(cls)))
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """A loaded experiment file, defaults filled in.
+
+    `path` (the experiment file), `arch` and `results` are absolute; the sections
+    hold the keys of the same names.
+    """
+
+    path: Path
+    arch: Path
+    name: str
+    results: Path
+    seed: int
+    device: str
+    data: DataSettings
+    stages: StageSettings
+    objectives: ObjectiveSettings
+    target: TargetSettings
+    training: TrainingSettings
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and check an experiment file.
+
+    Raises:
+        ExperimentError: unreadable file, invalid TOML, unknown keys, wrong types or
+            values, missing keys, missing files; every problem, one per line.
+    """
+    shown = str(path)
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ExperimentError([f"{shown}: cannot read: {error.strerror or error}"]) from None
+    except UnicodeDecodeError:
+        raise ExperimentError([f"{shown}: cannot read: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ExperimentError([f"{shown}: invalid TOML: {error}"]) from None
+    problems: list[str] = [f"unknown key '{k}'{_hint(k)}" for k in _unknown(raw)]
+    top = _section(_TopLevel, raw, "", problems)
+    sections = {s: _section(cls, _table(raw, s, problems), f"{s}.", problems)
+                for s, cls in SECTIONS.items()}
+    experiment = _resolve(Path(path).resolve(), top, sections, problems)
+    if experiment is None:
+        raise ExperimentError([f"{shown}: {p}" for p in problems])
+    return experiment
+
+
+def _resolve(path: Path, top: Any, sections: dict[str, Any],
+             problems: list[str]) -> Experiment | None:
+    """The experiment with its paths resolved, or None; adds the checks across keys."""
+    base = path.parent
+    target, objectives = sections["target"], sections["objectives"]
+    if objectives and target and "latency" in objectives.minimize and target.name is None:
+        problems.append("objectives.minimize has 'latency' but [target] has no name: latency "
+                        "is measured on a target, e.g. name = \"stm32f746\"")
+    if target and target.name is not None and target.name.endswith(".toml"):
+        file = (base / target.name).resolve()
+        if not file.is_file():
+            problems.append(f"target.name: target file not found: {file}")
+        target = TargetSettings(str(file), target.ram_kb, target.flash_kb)
+    if top is None:
+        return None
+    arch = (base / top.arch).resolve()
+    if not arch.is_file():
+        problems.append(f"arch: file not found: {arch}")
+    name = top.name or path.stem
+    results = (base / (top.results or f"results/{name}")).resolve()
+    if results.exists() and not results.is_dir():
+        problems.append(f"results: not a directory: {results}")
+    if problems or None in sections.values():
+        return None
+    return Experiment(path, arch, name, results, top.seed, top.device, sections["data"],
+                      sections["stages"], objectives, target, sections["training"])
+
+
+def _unknown(raw: dict[str, Any]) -> list[str]:
+    """The dotted keys of the file that the schema does not have."""
+    found = []
+    for key, value in raw.items():
+        if key not in _TOP_KEYS:
+            found.append(key)
+        elif key in SECTIONS and isinstance(value, dict):
+            found += [f"{key}.{k}" for k in value if f"{key}.{k}" not in KEYS]
+    return found
+
+
+def _hint(key: str) -> str:
+    """Where an unknown key probably belongs."""
+    leaf = key.rpartition(".")[2]
+    if leaf in OLD_KEYS:
+        return f": an old config.cfg key; {OLD_KEYS[leaf]} (see docs/experiment.md)"
+    same = [k for k in KEYS if k.rpartition(".")[2] == leaf]
+    close = same or difflib.get_close_matches(key, KEYS, 1, 0.6)
+    if not close:
+        near = difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in KEYS], 1, 0.7)
+        close = [k for k in KEYS if near and k.rpartition(".")[2] == near[0]]
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _table(raw: dict[str, Any], section: str, problems: list[str]) -> dict[str, Any]:
+    value = raw.get(section, {})
+    if isinstance(value, dict):
+        return value
+    problems.append(f"{section} must be a table ([{section}]), found {_kind(value)}")
+    return {}
+
+
+def _section(cls: type, table: dict[str, Any], prefix: str, problems: list[str]) -> Any:
+    """An instance of a schema class from its table (a bad value is reported and left at
+    its default, so later checks still run), or None when a required key is unusable."""
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        key = prefix + f.name
+        if f.name not in table:
+            if _required(f):
+                problems.append(f"missing required key '{key}'")
+            continue
+        value, problem = _convert(table[f.name], hints[f.name])
+        check = f.metadata["check"]
+        if problem is None and check is not None:
+            problem = check(value)
+        if problem is None:
+            values[f.name] = value
+        else:
+            problems.append(f"{key} {problem}")
+    if any(_required(f) and f.name not in values for f in fields(cls)):
+        return None
+    if cls is ObjectiveSettings and "minimize" in values:
+        values["minimize"] = tuple(o for o in OBJECTIVES if o in values["minimize"])
+    return cls(**values)
+
+
+def _required(f: Field[Any]) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _convert(value: Any, hint: Any) -> tuple[Any, str | None]:
+    """`value` as the type `hint` (the TOML value for a schema type), or a problem."""
+    if get_origin(hint) in (Union, types.UnionType):  # optional keys: absent means None
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is tuple:
+        size = None if args[-1] is Ellipsis else len(args)
+        wanted = f"an array of {size or ''} {_NAMES[args[0]][1]}s".replace("  ", " ")
+        if not isinstance(value, list):
+            return None, f"must be {wanted}, found {_kind(value)}"
+        if size is not None and len(value) != size:
+            return None, f"must be {wanted}, found an array of {len(value)}"
+        for item in value:
+            if _convert(item, args[0])[1] is not None:
+                return None, f"must be {wanted}, found an array holding {_kind(item)}"
+        return tuple(value), None
+    base = origin or hint
+    fits = isinstance(value, base) or (base is float and isinstance(value, int))
+    if not fits or isinstance(value, bool) != (base is bool):  # true is no integer here
+        return None, f"must be {_NAMES[base][0]}, found {_kind(value)}"
+    return (float(value) if base is float else value), None
+
+
+#: Schema type -> (how an error names it, the plural stem for arrays).
+_NAMES: dict[Any, tuple[str, str]] = {
+    bool: ("a boolean", "boolean"), int: ("an integer", "integer"), float: ("a number", "number"),
+    str: ("a string", "string"), dict: ("a table", "table"),
+}
+
+
+def _kind(value: Any) -> str:
+    """The TOML type of a value, with the value when short."""
+    for python, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"),
+                         (str, "a string"), (list, "an array"), (dict, "a table")):
+        if isinstance(value, python):
+            text = repr(value) if python in (int, float, str) else json.dumps(value, default=str)
+            return f"{name} ({text})" if len(text) <= 40 else name
+    return "a date or time"
+
+
+def canonical_settings(experiment: Experiment) -> dict[str, Any]:
+    """What a search depends on, as JSON values: every section, and the seed.
+
+    Left out: `name`, `results` and `device` (where and how fast the search runs, not
+    what it finds) and `arch` (its source is hashed apart). A target file is named
+    relative to the experiment file, so that moving both keeps the settings.
+    """
+    settings: dict[str, Any] = {"seed": experiment.seed}
+    for section in SECTIONS:
+        settings[section] = asdict(getattr(experiment, section))
+    name = experiment.target.name
+    if name is not None and name.endswith(".toml"):
+        relative = os.path.relpath(name, experiment.path.parent)
+        settings["target"]["name"] = Path(relative).as_posix()
+    loaded: dict[str, Any] = json.loads(json.dumps(settings, default=str))  # dates: ISO text
+    return loaded
+
+
+def experiment_hash(experiment: Experiment) -> str:
+    """The hex sha256 of the canonical settings: equal hashes, same search."""
+    text = json.dumps(canonical_settings(experiment), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,152 @@
+"""Reading a results directory: the Pareto table, plots, and one network in detail.
+
+Everything here reads what the search wrote (`journal.jsonl`, `setup.json`,
+`networks/`) and prints or draws it in units people read: error in per cent,
+flash and RAM in KB (1024 bytes), latency in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import UsageError
+from ..nets.cost import cost
+from ..nets.targets import load_target
+from ..space import compile_file
+from .results import JOURNAL, SETUP, Journal, Trial, pareto_front, read_state
+from .text import table
+
+#: Columns of the Pareto table: header, how to show a trial's value.
+_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("trial", lambda t: str(t.id)),
+    ("stage", lambda t: t.stage),
+    ("val error %", lambda t: _pct(t.error)),
+    ("test error %", lambda t: _pct(t.extra.get("test_error"))),
+    ("flash KB", lambda t: _kb(t.flash_bytes)),
+    ("RAM KB", lambda t: _kb(t.ram_bytes)),
+    ("latency ms", lambda t: "-" if t.latency_ms is None else f"{t.latency_ms:.2f}"),
+    ("MACs", lambda t: "-" if t.macs is None else f"{t.macs:,}"),
+    ("sparsity %", lambda t: _pct(t.sparsity)),
+)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _kb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 1024:.1f}"
+
+
+def setup(results: Path) -> dict[str, Any]:
+    """What the search recorded about its space, data and target (`setup.json`)."""
+    path = results / SETUP
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise UsageError(f"{results}: not a results directory (no setup.json)") from None
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{path}: unreadable: {error}") from None
+
+
+def pareto_table(trials: Sequence[Trial], objectives: Sequence[str]) -> str:
+    """The Pareto-front trials of a search, best error first."""
+    front = sorted(pareto_front(trials, objectives), key=lambda t: (t.error or 0.0, t.id))
+    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
+    head = (f"{len(trials)} trials: {counts['completed']} trained, {counts['infeasible']} "
+            f"infeasible, {counts['failed']} failed; Pareto front over "
+            f"{', '.join(objectives)}: {len(front)} networks")
+    rows = [[show(t) for _, show in _COLUMNS] for t in front]
+    return head + "\n\n" + table(rows, [h for h, _ in _COLUMNS], left=2)
+
+
+def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path) -> list[Path]:
+    """PNG plots: pairwise scatter of the objectives (Pareto front marked) and the best
+    validation error over trials. Returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [t for t in trials if t.status == "completed"]
+    front = {t.id for t in pareto_front(trials, objectives)}
+    units = {"error": ("error %", 100.0), "flash": ("flash KB", 1 / 1024),
+             "ram": ("RAM KB", 1 / 1024), "latency": ("latency ms", 1.0)}
+    written = []
+    pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]]
+    if pairs:
+        fig, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs), 4), squeeze=False)
+        for ax, (a, b) in zip(axes[0], pairs):
+            for on_front, style in ((False, {"c": "0.7", "s": 14}), (True, {"c": "C3", "s": 30})):
+                chosen = [t for t in done if (t.id in front) == on_front]
+                ax.scatter([t.objective(a) * units[a][1] for t in chosen],  # type: ignore[operator]
+                           [t.objective(b) * units[b][1] for t in chosen],  # type: ignore[operator]
+                           label="Pareto front" if on_front else "other trials", **style)
+            ax.set_xlabel(units[a][0])
+            ax.set_ylabel(units[b][0])
+            ax.legend()
+        fig.tight_layout()
+        written.append(folder / "pareto.png")
+        fig.savefig(written[-1], dpi=100)
+        plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    best, xs, ys = float("inf"), [], []
+    for t in done:
+        best = min(best, t.error if t.error is not None else best)
+        xs.append(t.id)
+        ys.append(100 * best)
+    ax.step(xs, ys, where="post")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("best validation error %")
+    fig.tight_layout()
+    written.append(folder / "best_error.png")
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+    return written
+
+
+def report(results: Path) -> tuple[str, list[Path]]:
+    """The Pareto table of a results directory, and the plots written into it."""
+    info = setup(results)
+    trials = Journal(results / JOURNAL).trials()
+    if not trials:
+        raise UsageError(f"{results}: the search has no trials yet")
+    objectives = list(info["objectives"])
+    state = read_state(results)
+    spent = "" if state is None else f"\nsearch time: {state.seconds / 60:.1f} min"
+    return pareto_table(trials, objectives) + spent, plot(trials, objectives, results)
+
+
+def show(results: Path, trial_id: int) -> str:
+    """One trial: its status, parameters, and its network's layers, shapes and costs."""
+    info = setup(results)
+    trial = Journal(results / JOURNAL).trial(trial_id)
+    lines = [f"trial {trial.id} [{trial.stage}] {trial.status}"
+             + (f": {trial.reason}" if trial.reason else "")]
+    if trial.parent is not None:
+        lines.append(f"child of trial {trial.parent}: " + "; ".join(trial.extra.get("changes", [])))
+    lines += [f"  {name} = {value!r}" for name, value in trial.params.items()]
+    if trial.status != "completed":
+        return "\n".join(lines)
+    space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
+    target = load_target(info["target"]) if info.get("target") else None
+    precision = "float32" if info.get("quantization") == "none" else "int8"
+    measured = cost(space.program, trial.params, target, precision, trial.sparsity or 0.0)
+    rows = [[r.name, r.op, "x".join(map(str, r.output)), f"{r.params:,}", f"{r.macs:,}",
+             f"{r.ram_bytes / 1024:.1f}" + (" <- peak" if r.name == measured.peak_layer else "")]
+            for r in measured.layers]
+    lines += ["", table(rows, ["layer", "op", "output", "params", "MACs", "live RAM KB"], left=2),
+              ""]
+    lines.append(
+        f"validation error {_pct(trial.error)}%, test error {_pct(trial.extra.get('test_error'))}%"
+        f", flash {_kb(measured.flash_bytes)} KB, peak RAM {_kb(measured.peak_ram_bytes)} KB"
+        f" ({precision}, {_pct(trial.sparsity)}% of weights pruned), {measured.macs:,} MACs"
+        + (f", {measured.latency_ms:.2f} ms on {target.name}" if target and measured.latency_ms
+           is not None else "")
+    )
+    weights = results / "networks" / f"trial-{trial.id}.pt"
+    if weights.exists():
+        lines.append(f"weights: {weights} (a Pareto network)")
+    return "\n".join(lines)

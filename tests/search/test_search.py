@@ -1,0 +1,291 @@
+"""The search engine end to end, on small budgets (seconds each).
+
+Every test runs a real search: real Ax Sobol and BoTorch generation (with the
+cheap acquisition settings of `fast=True`), real training on the digits data,
+real pruning and quantisation, on a tiny space.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sparsemod_dsl import cli
+from sparsemod_dsl.nets.netlib import SparsemodNet
+from sparsemod_dsl.search.engine import Search
+from sparsemod_dsl.search.experiment import load_experiment
+from sparsemod_dsl.search.results import Journal
+from sparsemod_dsl.search.train import TrainConfig, TrainResult, default_trainer
+
+TINY = '''\
+"""A tiny CNN space for 8x8 digits."""
+
+arch tiny(input: image(1, 8, 8), classes = 10)
+
+train {
+    batch_size = choice[32, 64] ordered
+    learning_rate = float[0.003..0.02] log
+    prune_threshold = float[0.3..0.8]
+}
+
+network {
+    repeat layer = int[1..2] {
+        conv2d(filters = int[4..12] step 4, kernel = 3) batchnorm relu
+    }
+    optional pool {
+        maxpool(2)
+    }
+    global_avg_pool
+    linear(classes)
+}
+'''
+
+
+STAGES = ("[stages]\nsobol = 3\nbo_rounds = 1\nbo_batch = 2\nmorph_rounds = 1\n"
+          "morph_candidates = 4\nepochs = [1, 1, 1]\n")
+
+
+def experiment(folder: Path, **sections: str) -> Path:
+    """Write the tiny space and an experiment file; `sections` replace default sections."""
+    (folder / "tiny.arch").write_text(TINY)
+    parts = {
+        "top": 'arch = "tiny.arch"\nname = "tiny"\nresults = "results"\nseed = 1\n',
+        "data": '[data]\ndataset = "digits"\n',
+        "stages": STAGES,
+        "objectives": '[objectives]\nminimize = ["error", "flash", "ram"]\n',
+        "training": '[training]\npruning = true\nquantization = "post"\n',
+        **sections,
+    }
+    path = folder / "experiment.toml"
+    path.write_text("\n".join(parts.values()))
+    return path
+
+
+def search(path: Path, **kwargs: object) -> tuple[Search, list[str]]:
+    lines: list[str] = []
+    engine = Search(load_experiment(path), report=lines.append, fast=True, **kwargs)
+    engine.run()
+    return engine, lines
+
+
+def test_every_stage_runs_and_results_are_written(tmp_path: Path) -> None:
+    engine, lines = search(experiment(tmp_path))
+    trials = engine.journal.trials()
+    assert [t.stage for t in trials] == ["sobol"] * 3 + ["bo"] * 2 + ["morph"]
+    assert len(lines) == 6 and all(line.startswith("trial") for line in lines)
+    completed = [t for t in trials if t.status == "completed"]
+    assert completed, [t.reason for t in trials]
+    for t in completed:
+        assert 0.0 <= t.error <= 1.0 and t.flash_bytes > 0 and t.ram_bytes > 0  # type: ignore
+        assert 0.0 <= t.extra["test_error"] <= 1.0
+    morph = trials[-1]
+    if morph.status != "infeasible":
+        assert morph.parent is not None and morph.extra["changes"]
+    results = tmp_path / "results"
+    front = {int(p.stem.split("-")[1]) for p in (results / "networks").glob("*.pt")}
+    assert front and front <= {t.id for t in completed}
+    csv = (results / "trials.csv").read_text().splitlines()
+    assert csv[0].startswith("id,stage,status") and len(csv) == 1 + len(trials)
+    assert json.loads((results / "setup.json").read_text())["classes"] == 10
+    spent = engine.timings  # where the time went, for `search` to print
+    assert spent.training > 0 and spent.generation > 0
+    assert spent.total >= spent.training + spent.generation
+    assert [(stage, n) for stage, n, _ in spent.batches] == \
+        [("sobol", 1)] * 3 + [("bo", 2), ("morph", 1)]
+
+
+ONE_POINT = "[stages]\nsobol = 2\nbo_rounds = 0\nmorph_rounds = 0\nepochs = [2, 1, 1]\n"
+
+
+def single_run(folder: Path, training: str) -> list:
+    folder.mkdir()
+    engine, _ = search(experiment(folder, stages=ONE_POINT, training=training))
+    trials = engine.journal.trials()
+    assert all(t.status == "completed" for t in trials), [t.reason for t in trials]
+    return trials
+
+
+@pytest.mark.parametrize("scheme", ["none", "post", "dynamic", "both"])
+def test_every_quantisation_scheme(tmp_path: Path, scheme: str) -> None:
+    trials = single_run(tmp_path / scheme, f'[training]\npruning = false\nquantization = "{scheme}"\n')
+    float32 = single_run(tmp_path / "float", '[training]\npruning = false\nquantization = "none"\n')
+    for quantised, plain in zip(trials, float32):
+        assert quantised.params == plain.params and quantised.sparsity == 0.0
+        assert quantised.error < 0.9  # type: ignore[operator]  # it learned something
+        if scheme != "none":  # int8 weights (a quarter of float32) and activations
+            assert quantised.flash_bytes < plain.flash_bytes  # type: ignore[operator]
+            assert 4 * quantised.ram_bytes == plain.ram_bytes  # type: ignore[operator]
+
+
+def test_pruning_lowers_the_recorded_flash(tmp_path: Path) -> None:
+    dense = single_run(tmp_path / "dense", "[training]\npruning = false\n")
+    pruned = single_run(tmp_path / "pruned", "[training]\npruning = true\n")
+    for a, b in zip(dense, pruned):
+        assert a.params == b.params  # same seed, same Sobol points
+        # int8 weights: the one-bit mask pays off above 1/8 pruned, and the space prunes 30%+
+        assert b.sparsity > 0.25 and a.sparsity == 0.0  # type: ignore[operator]
+        assert b.flash_bytes < a.flash_bytes  # type: ignore[operator]
+
+
+def test_points_that_do_not_fit_are_never_proposed(tmp_path: Path) -> None:
+    """The default strategy prices every candidate before proposing it: with a budget
+    nothing meets, nothing is trained or even recorded, and the stages say why."""
+    path = experiment(tmp_path, target='[target]\nname = "stm32f446"\nram_kb = 0.25\n')
+    engine, lines = search(path)
+    assert engine.journal.trials() == []
+    assert not list((tmp_path / "results" / "networks").glob("*.pt"))
+    assert any(line.startswith("stage sobol: no new candidates (last rejected: does not fit "
+                               "stm32f446: peak RAM") for line in lines), lines
+    assert "stage morph: no new candidates; going on" in lines  # no front to mutate
+
+
+def test_points_that_do_not_fit_are_recorded_as_infeasible_by_ax(tmp_path: Path) -> None:
+    """The Ax strategies know nothing of the budget: what they propose that does not
+    fit is recorded as infeasible, with the reason, and never trained."""
+    path = experiment(tmp_path, target='[target]\nname = "stm32f446"\nram_kb = 0.25\n',
+                      stages=STAGES.replace("[stages]\n", '[stages]\nstrategy = "gp"\n'))
+    engine, lines = search(path)
+    trials = engine.journal.trials()
+    assert trials and all(t.status == "infeasible" for t in trials)
+    assert all("RAM" in (t.reason or "") for t in trials)
+    assert all(t.train_seconds is None for t in trials)
+    assert not list((tmp_path / "results" / "networks").glob("*.pt"))
+    assert all("infeasible" in line for line in lines if line.startswith("trial"))
+
+
+def test_a_trial_that_raises_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def flaky(net: SparsemodNet, data: object, config: TrainConfig) -> TrainResult:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated out of memory")
+        return default_trainer(net, data, config)  # type: ignore[arg-type]
+
+    path = experiment(
+        tmp_path, stages="[stages]\nsobol = 3\nbo_rounds = 0\nmorph_rounds = 0\n"
+                         "epochs = [1, 1, 1]\n")
+    engine, _ = search(path, trainer=flaky)
+    statuses = [t.status for t in engine.journal.trials()]
+    assert statuses.count("failed") == 1 and len(statuses) == 3
+    failed = next(t for t in engine.journal.trials() if t.status == "failed")
+    assert "simulated out of memory" in (failed.reason or "")
+
+
+def test_resume_does_not_retrain_finished_trials(tmp_path: Path) -> None:
+    path = experiment(tmp_path)
+    first, _ = search(path)
+    before = first.journal.trials()
+    again, lines = search(path)
+    assert again.journal.trials() == before and lines == []
+
+
+def test_resume_after_sigkill_loses_and_duplicates_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = experiment(
+        tmp_path, stages="[stages]\nsobol = 6\nbo_rounds = 0\nmorph_rounds = 0\n"
+                         "epochs = [2, 1, 1]\n")
+    journal = Journal(tmp_path / "results" / "journal.jsonl")
+    # the installed console script, run outside the source tree (which would shadow the
+    # installed package for `python -m`)
+    command = [str(Path(sys.executable).with_name("sparsemodc")), "search", str(path)]
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                   stderr=stderr)
+        deadline = time.monotonic() + 300
+        # kill it while a trial is running, once at least one trial has finished
+        while time.monotonic() < deadline and process.poll() is None:
+            trials = journal.trials() if journal.path.exists() else []
+            if any(t.status != "interrupted" for t in trials) and (
+                trials[-1].status == "interrupted"
+            ):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, f"the search ended early: {log.read_text()}"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    killed = journal.trials()
+    assert killed, "the search never started a trial"
+    finished_before = {t.id: t.finished for t in killed if t.status != "interrupted"}
+    capsys.readouterr()
+    assert cli.main(["search", str(path)]) == 0
+    assert re.search(r"time: \d+ s, of which \d+ s training and [\d.]+ s choosing points "
+                     r"\(exact strategy\)", capsys.readouterr().out)
+    trials = journal.trials()
+    assert [t.id for t in trials] == list(range(6))
+    assert all(t.status in ("completed", "infeasible", "failed") for t in trials)
+    started = [r["trial"] for r in journal.records() if r["event"] == "started"]
+    finished = [r["trial"] for r in journal.records() if r["event"] == "finished"]
+    assert sorted(set(finished)) == list(range(6)) and len(finished) == 6  # each once
+    assert len(started) - len(set(started)) <= 1  # only the killed trial started twice
+    for t in trials:  # trials finished before the kill were not trained again
+        if t.id in finished_before:
+            assert t.finished == finished_before[t.id]
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (("top", 'arch = "tiny.arch"\nseeed = 1\n'), "seeed"),
+        (("stages", "[stages]\nsobol = \"many\"\n"), "stages.sobol"),
+        (("top", 'arch = "missing.arch"\n'), "missing.arch"),
+    ],
+)
+def test_bad_experiment_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     edit: tuple[str, str], expected: str) -> None:
+    path = experiment(tmp_path, **{edit[0]: edit[1]})
+    assert cli.main(["search", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("strategy", ["exact", "gp"])
+def test_morph_picks_the_candidate_of_highest_acquisition(tmp_path: Path, strategy: str) -> None:
+    """`best` returns the argmax of the strategy's scores over the candidates (exact
+    expected hypervolume improvement, or Ax's qLogNEHVI for `gp`), and the morph
+    stage that uses it trains a child of a front network."""
+    import random
+
+    from sparsemod_dsl.nets.morph import mutate
+    from sparsemod_dsl.search.results import pareto_front
+
+    engine, _ = search(experiment(
+        tmp_path, stages=STAGES.replace("[stages]\n", f'[stages]\nstrategy = "{strategy}"\n')))
+    trials = engine.journal.trials()
+    assert trials[-1].stage == "morph"
+    if trials[-1].status != "infeasible":
+        assert trials[-1].parent is not None and trials[-1].extra["changes"]
+    front = pareto_front(trials, engine.objectives)
+    assert sum(t.status == "completed" for t in trials) >= 2 and front
+    rng = random.Random(7)
+    points = []
+    while len(points) < 5:
+        mutation = mutate(engine.program, rng.choice(front).params, rng)
+        if mutation is not None and mutation.point not in points:
+            points.append(mutation.point)
+    values = engine.strategy.scores(points)
+    assert len(values) == len(points) and all(v == v for v in values)  # no NaN
+    assert len(set(values)) > 1  # the candidates are told apart
+    best = engine.strategy.best(points)
+    assert values[best] == max(values)
+    # reordering the candidates moves the choice with them
+    order = [4, 2, 0, 3, 1]
+    assert [points[k] for k in order][engine.strategy.best([points[k] for k in order])] \
+        == points[best]
+
+
+def test_morph_falls_back_to_the_first_candidate_without_data(tmp_path: Path) -> None:
+    from sparsemod_dsl.nets.point import sample
+
+    engine = Search(load_experiment(experiment(tmp_path)), report=lambda _: None, fast=True)
+    points = list(sample(engine.program, 3, 1))
+    assert engine.strategy.best(points) == 0  # fewer than two completed trials
