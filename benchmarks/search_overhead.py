@@ -35,10 +35,12 @@ from runs import digits, machine, run
 
 from sparsemod_dsl.lang.loader import stdlib_dir
 from sparsemod_dsl.nets.targets import load_target
+from sparsemod_dsl.search.axstrategy import Strategy
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import STRATEGIES
-from sparsemod_dsl.search.results import Trial
-from sparsemod_dsl.search.strategy import Pricer, Strategy, make_strategy
+from sparsemod_dsl.search.pricing import Pricer
+from sparsemod_dsl.search.strategy import make_strategy
+from sparsemod_dsl.search.trials import Trial
 from sparsemod_dsl.space import compile_file
 
 MAX_RATIO = 1.0

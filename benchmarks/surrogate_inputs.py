@@ -26,7 +26,7 @@ import numpy as np
 from runs import digits, machine, run
 from scipy.stats import spearmanr
 
-from sparsemod_dsl.search.strategy import FEATURES, ExactStrategy
+from sparsemod_dsl.search.exactstrategy import FEATURES, ExactStrategy
 from sparsemod_dsl.search.surrogate import ErrorModel
 
 

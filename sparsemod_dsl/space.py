@@ -24,7 +24,7 @@ from .lang.compiler import check_file, compile_source
 from .nets import axspace, codegen, point
 from .nets import cost as cost_model
 from .nets.builder import bind, build
-from .nets.netlib import SparsemodNet
+from .nets.network import SparsemodNet
 from .nets.targets import Target, load_target
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sparsemod_dsl import __version__, cli
+from sparsemod_dsl.cli import source as cli_source
 from sparsemod_dsl.lang.fmt import format_source
 
 STDLIB = Path(__file__).resolve().parents[1] / "stdlib"
@@ -257,7 +258,7 @@ def test_internal_errors_exit_70_without_a_traceback(
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "check_file", broken)
+    monkeypatch.setattr(cli_source, "check_file", broken)
     monkeypatch.delenv("SPARSEMOD_DEBUG", raising=False)
     code, _, err = run(capsys, "check", write("x.arch", GOOD))
     assert code == 70

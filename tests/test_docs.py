@@ -31,7 +31,16 @@ from pathlib import Path
 import pytest
 
 from sparsemod_dsl import cli, errors
-from sparsemod_dsl.lang import compiler, layers, loader, lower, parser, syntax
+from sparsemod_dsl.lang import (
+    build_tree,
+    compiler,
+    layers,
+    loader,
+    parser,
+    syntax,
+)
+from sparsemod_dsl.lang.lower import limits as lower_limits
+from sparsemod_dsl.lang.lower import stmts as lower_stmts
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOC_FILES = ("language.md", "architecture.md")
@@ -228,7 +237,7 @@ def test_every_layer_is_documented() -> None:
 
 def test_every_train_key_is_documented() -> None:
     text = (DOCS / "language.md").read_text(encoding="utf-8")
-    missing = [key for key in lower.TRAIN_KEYS if f"`{key}`" not in text]
+    missing = [key for key in lower_stmts.TRAIN_KEYS if f"`{key}`" not in text]
     assert not missing, f"docs/language.md does not mention the train keys {missing}"
 
 
@@ -236,10 +245,10 @@ def test_documented_limits_are_the_real_ones() -> None:
     text = (DOCS / "language.md").read_text(encoding="utf-8")
     for value in (
         parser.MAX_NESTING,
-        parser.MAX_EXPRESSION_DEPTH,
-        lower.MAX_REPEAT,
-        lower.MAX_PARAMETERS,
-        lower.MAX_LAYERS,
+        build_tree.MAX_EXPRESSION_DEPTH,
+        lower_limits.MAX_REPEAT,
+        lower_limits.MAX_PARAMETERS,
+        lower_limits.MAX_LAYERS,
     ):
         assert re.search(rf"\b{value}\b", text), f"docs/language.md does not state the limit {value}"
     assert loader.MAX_FILE_BYTES == 4 * 1024 * 1024 and "4 MiB" in text

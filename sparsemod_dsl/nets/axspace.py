@@ -22,7 +22,7 @@ is *disabled* (fixed to it); `to_ax` fills missing values from them instead.
 
 Constraints linear in parameters that Ax models as non-log ranges become Ax
 `ParameterConstraint`s (in the hierarchical form only when all their parameters
-are always present). Every other constraint is a *filter*: Ax does not know it,
+are always present; `axconstraints` finds them). Every other constraint is a *filter*: Ax does not know it,
 so its arms may violate it, and callers must check `filters(...)` with
 `point.failing_constraint` (or `point.validate`) before evaluating an arm. In
 the flat form Ax also applies its constraints to the values of inactive
@@ -31,7 +31,6 @@ parameters.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 from ax.core.parameter import (
@@ -44,11 +43,11 @@ from ax.core.parameter import (
 )
 from ax.core.parameter_constraint import ParameterConstraint
 from ax.core.search_space import SearchSpace
-from ax.exceptions.core import UserInputError
 
 from ..lang import ir
 from ..lang.fmt import quote
 from . import point as pt
+from .axconstraints import ax_constraint, inequality, linear_form
 
 GATE = "__gate__"
 
@@ -62,8 +61,6 @@ _TYPES = {
 #: Where a hierarchical parameter hangs: (Ax parent name, parent value), None at the root.
 Slot = tuple[str, ir.Scalar] | None
 Tree = dict[str, dict[ir.Scalar, list[str]]]
-
-LinearForm = tuple[dict[str, float], float]
 
 
 # --- the search space ------------------------------------------------------------------
@@ -210,107 +207,6 @@ def _tree(program: ir.Program, counts: dict[str, tuple[int, ...]]) -> Tree:
 # --- constraints -------------------------------------------------------------------------
 
 
-def linear_form(constraint: ir.Constraint, program: ir.Program) -> LinearForm | None:
-    """`constraint` as `sum(coeff * x) <= bound` over Ax names, or None when Ax cannot take it.
-
-    None when the operator is not `<=`/`>=`, when a side is not affine in the
-    parameters (a product or quotient of parameters, `//`, `min`/`max` of
-    parameters, `in_channels`), when a parameter is not a non-log Ax range (log
-    scales, choices, step ints), or when no parameter is left. Fixed parameters
-    and `classes` are constants.
-    """
-    if constraint.op not in ("<=", ">="):
-        return None
-    params = {p.name: p for p in program.parameters}
-    left = _affine(constraint.left, program, params)
-    right = _affine(constraint.right, program, params)
-    if left is None or right is None:
-        return None
-    low, high = (left, right) if constraint.op == "<=" else (right, left)
-    coeffs = dict(low[0])
-    for name, coeff in high[0].items():
-        coeffs[name] = coeffs.get(name, 0.0) - coeff
-    coeffs = {name: c for name, c in coeffs.items() if c != 0.0}
-    return (coeffs, high[1] - low[1]) if coeffs else None
-
-
-def _affine(expr: ir.Expr, program: ir.Program, params: dict[str, ir.Parameter]
-            ) -> LinearForm | None:
-    """`expr` as (coefficients by Ax name, constant), or None when it is not affine."""
-    if isinstance(expr, ir.Const):
-        return {}, float(expr.value)
-    if isinstance(expr, ir.Builtin):
-        if expr.name != "classes" or program.classes is None:
-            return None
-        return {}, float(program.classes)
-    if isinstance(expr, ir.ParamRef):
-        domain = params[expr.name].domain
-        if isinstance(domain, ir.FixedDomain):
-            return {}, float(domain.value)
-        ranged = isinstance(domain, ir.FloatDomain) or (
-            isinstance(domain, ir.IntDomain) and domain.step == 1)
-        return ({ir.ax_name(expr.name): 1.0}, 0.0) if ranged and not domain.log else None
-    if isinstance(expr, ir.Neg):
-        inner = _affine(expr.operand, program, params)
-        return None if inner is None else _scale(inner, -1.0)
-    parts = [_affine(arg, program, params) for arg in
-             (expr.args if isinstance(expr, ir.Func) else (expr.left, expr.right))]
-    if any(part is None for part in parts):
-        return None
-    forms: list[LinearForm] = parts  # type: ignore[assignment]
-    if all(not terms for terms, _ in forms):
-        return _fold(expr, [const for _, const in forms])
-    if isinstance(expr, ir.Func) or expr.op == "//":
-        return None
-    (lt, lc), (rt, rc) = forms
-    if expr.op in ("+", "-"):
-        sign = 1.0 if expr.op == "+" else -1.0
-        terms = dict(lt)
-        for name, coeff in rt.items():
-            terms[name] = terms.get(name, 0.0) + sign * coeff
-        return terms, lc + sign * rc
-    if expr.op == "*" and (not lt or not rt):
-        return _scale(forms[1], lc) if not lt else _scale(forms[0], rc)
-    return _scale(forms[0], 1.0 / rc) if expr.op == "/" and not rt and rc else None
-
-
-def _fold(expr: ir.BinOp | ir.Func, values: list[float]) -> LinearForm | None:
-    """A constant sub-expression's value (None for a division by zero)."""
-    if isinstance(expr, ir.Func):
-        return {}, float(ir.FUNCTIONS[expr.name](values))
-    a, b = values
-    if expr.op in ("/", "//") and b == 0:
-        return None
-    if expr.op in ("+", "-"):
-        return {}, a + b if expr.op == "+" else a - b
-    return {}, a * b if expr.op == "*" else (a / b if expr.op == "/" else float(a // b))
-
-
-def _scale(form: LinearForm, factor: float) -> LinearForm:
-    return {name: factor * c for name, c in form[0].items()}, factor * form[1]
-
-
-def _inequality(form: LinearForm) -> str:
-    """Ax's text for a linear form: `2.0*a + -1.0*b <= 3.0`."""
-    return " + ".join(f"{c!r}*{name}" for name, c in form[0].items()) + f" <= {form[1]!r}"
-
-
-def _ax_constraint(form: LinearForm) -> ParameterConstraint | None:
-    """Ax's constraint for a form, None when Ax's parser reads it differently.
-
-    Ax parses the text with SymPy, which refuses parameter names that are SymPy
-    names (`E`, `S`, `beta`); such constraints stay filters.
-    """
-    try:
-        made = ParameterConstraint(inequality=_inequality(form))
-    except (ValueError, UserInputError):
-        return None
-    same = made.constraint_dict.keys() == form[0].keys() and all(
-        math.isclose(made.constraint_dict[n], c) for n, c in form[0].items()
-    ) and math.isclose(made.bound, form[1], abs_tol=1e-12)
-    return made if same else None
-
-
 def _split(program: ir.Program, hierarchical: bool
            ) -> tuple[list[ParameterConstraint], list[ir.Constraint]]:
     """The constraints given to Ax and the filters."""
@@ -321,7 +217,7 @@ def _split(program: ir.Program, hierarchical: bool
     rest: list[ir.Constraint] = []
     for constraint in program.constraints:
         form = linear_form(constraint, program)
-        made = None if form is None else _ax_constraint(form)
+        made = None if form is None else ax_constraint(form)
         if made is not None and (not hierarchical or made.constraint_dict.keys() <= always):
             for_ax.append(made)
         else:
@@ -413,11 +309,11 @@ def _describe_parameter(param: ir.Parameter) -> dict[str, Any]:
 
 def _describe_constraint(constraint: ir.Constraint, program: ir.Program) -> dict[str, Any]:
     form = linear_form(constraint, program)
-    given = form is not None and _ax_constraint(form) is not None
+    given = form is not None and ax_constraint(form) is not None
     return {
         "expression": f"{show(constraint.left)} {constraint.op} {show(constraint.right)}",
         "linear": form is not None,
-        "ax": _inequality(form) if given else None,  # type: ignore[arg-type]
+        "ax": inequality(form) if given else None,  # type: ignore[arg-type]
     }
 
 

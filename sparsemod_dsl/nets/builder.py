@@ -19,7 +19,8 @@ from typing import Mapping, Sequence
 
 from ..errors import SparsemodError
 from ..lang import ir
-from .netlib import NetBuilder, SparsemodNet
+from .netlib import NetBuilder
+from .network import SparsemodNet
 from .point import complete, validate
 from .trace import trace
 

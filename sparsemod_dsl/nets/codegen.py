@@ -1,8 +1,8 @@
 """Code generation: a standalone Python builder, and the IR as JSON.
 
 `builder_source(program)` writes a module that needs only torch: the source of
-`netlib` (layer modules and `NetBuilder`), copied verbatim, followed by a
-`build(params)` function with the space's structure written out as plain
+`modules`, `network` and `netlib` (layer modules, `SparsemodNet`, `NetBuilder`),
+copied verbatim under one merged import block, followed by a `build(params)` function with the space's structure written out as plain
 `if` statements. Runtime and generated builders drive the same `NetBuilder`,
 so they give the same modules, keys and outputs.
 """
@@ -13,22 +13,75 @@ import ast
 import dataclasses
 import inspect
 import json
+import sys
+from types import ModuleType
 from typing import Any
 
 from .. import __version__
 from ..lang import ir
 from ..lang.infer import MAX_LEN
-from . import netlib
+from . import modules, netlib, network
 from .point import default
 
+#: The torch-only modules a generated builder embeds, each after those it imports.
+_EMBEDDED = (modules, network, netlib)
 
-def _netlib_body() -> str:
-    """netlib's source without its module doc string."""
-    source = inspect.getsource(netlib)
+
+#: An import of an embedded module, keyed to sort as isort does: (third-party, `from`
+#: form, module); the value holds the names a `from` import takes.
+_Imports = dict[tuple[bool, bool, str], dict[str, None]]
+
+
+def _alias(alias: ast.alias) -> str:
+    return alias.name if alias.asname is None else f"{alias.name} as {alias.asname}"
+
+
+def _third_party(module: str) -> bool:
+    return module.split(".")[0] not in sys.stdlib_module_names
+
+
+def _embedded_body(module: ModuleType, imports: _Imports) -> str:
+    """`module`'s code after its doc string and imports; its imports go into `imports`.
+
+    `from __future__` and relative imports are left out: the names those import are
+    defined by an earlier embedded module, in the same generated file.
+    """
+    source = inspect.getsource(module)
     tree = ast.parse(source)
     doc = tree.body[0]
     assert isinstance(doc, ast.Expr) and doc.end_lineno is not None
-    return "\n".join(source.splitlines()[doc.end_lineno:]).strip() + "\n"
+    start = doc.end_lineno
+    siblings = {embedded.__name__.rpartition(".")[2] for embedded in _EMBEDDED}
+    for node in tree.body[1:]:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imports.setdefault((_third_party(alias.name), False, _alias(alias)), {})
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                assert node.level == 1 and node.module in siblings, node.module
+            elif node.module and node.module != "__future__":
+                names = imports.setdefault((_third_party(node.module), True, node.module), {})
+                names.update(dict.fromkeys(_alias(alias) for alias in node.names))
+        else:
+            break
+        assert node.end_lineno is not None
+        start = node.end_lineno
+    return "\n".join(source.splitlines()[start:]).strip() + "\n"
+
+
+def _embedded_source() -> str:
+    """The `_EMBEDDED` modules as one source: a merged import block, then their code."""
+    imports: _Imports = {}
+    bodies = [_embedded_body(module, imports) for module in _EMBEDDED]
+    lines = ["from __future__ import annotations"]
+    section = None
+    for third_party, is_from, name in sorted(imports):
+        if third_party != section:
+            section = third_party
+            lines.append("")
+        names = ", ".join(sorted(imports[(third_party, is_from, name)]))
+        lines.append(f"from {name} import {names}" if is_from else f"import {name}")
+    return "\n".join(lines) + "\n\n\n" + "\n\n".join(bodies)
 
 
 def expression(expr: ir.Expr) -> str:
@@ -141,7 +194,7 @@ def builder_source(program: ir.Program) -> str:
         body.append(f"    input_shape = (p[{MAX_LEN!r}], input_shape[1])")
     body.append("    b = NetBuilder(INPUT_KIND, input_shape, p)")
     return (
-        header + _netlib_body() + "\n\n" + "\n".join(body) + "\n"
+        header + _embedded_source() + "\n\n" + "\n".join(body) + "\n"
         + "\n".join(emitter.lines) + "\n    return b.finish()\n"
     )
 

@@ -1,9 +1,11 @@
-"""The torch side of every built network: layer modules and a network builder.
+"""`NetBuilder`: builds a `SparsemodNet` layer by layer, tracking the shape as it goes.
 
-This module imports only torch, so that `sparsemodc compile --emit builder`
-can copy it verbatim into a standalone generated file: the runtime builder
-(`builder.py`, which walks the IR) and generated builders drive the same
-`NetBuilder`, and so build identical networks.
+Also owns the shape arithmetic of windows and padding, and the grouping of
+conv/linear/bn/relu runs into torch fusions. This module imports only torch
+(and its sibling torch-only `modules` and `network`), so that `sparsemodc
+compile --emit builder` can copy all three verbatim into a standalone generated
+file: the runtime builder (`builder.py`, which walks the IR) and generated
+builders drive the same `NetBuilder`, and so build identical networks.
 
 Layouts (batch first): image (N, C, H, W), sequence (N, T, F), vector (N, F).
 `same` padding follows TensorFlow Lite: the output has ceil(size / stride)
@@ -15,10 +17,19 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Dict, List, Sequence, Tuple
 
-import torch
 from torch import nn
-from torch.ao.nn.quantized import FloatFunctional
-from torch.ao.quantization import DeQuantStub, QuantStub, fuse_modules
+
+from .modules import (
+    FloatIsland,
+    Recurrent,
+    SeqBatchNorm,
+    SeqConv1d,
+    SeqMean,
+    SeqPool,
+    ToImage,
+    ToSequence,
+)
+from .network import SparsemodNet
 
 
 def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
@@ -34,151 +45,6 @@ def window(size: int, kernel: int, stride: int, pad: Tuple[int, int], what: str)
     if out < 1:
         raise ValueError(f"the input ({size}) is smaller than the {what} ({kernel})")
     return out
-
-
-# --- modules with a layout of their own -------------------------------------------------------
-
-
-class SeqConv1d(nn.Module):
-    """conv1d over the steps of a (N, T, F) sequence: F input channels."""
-
-    def __init__(self, pad: Tuple[int, int], conv: nn.Conv1d) -> None:
-        super().__init__()
-        self.pad = nn.ConstantPad1d(pad, 0.0)
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(self.pad(x.transpose(1, 2))).transpose(1, 2)
-
-
-class SeqPool(nn.Module):
-    """Max or average pooling over the steps of a (N, T, F) sequence."""
-
-    def __init__(self, pool: nn.Module) -> None:
-        super().__init__()
-        self.pool = pool
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x.transpose(1, 2)).transpose(1, 2)
-
-
-class SeqMean(nn.Module):
-    """Average over the steps: (N, T, F) -> (N, F)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool1d(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x.transpose(1, 2)).flatten(1)
-
-
-class SeqBatchNorm(nn.Module):
-    """Batch norm over the features of a (N, T, F) sequence."""
-
-    def __init__(self, features: int) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm1d(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(x.transpose(1, 2)).transpose(1, 2)
-
-
-class Recurrent(nn.Module):
-    """LSTM or GRU on (N, T, F); outputs every step or only the last one."""
-
-    def __init__(self, cell: str, features: int, hidden: int, layers: int, dropout: float,
-                 return_sequences: bool) -> None:
-        super().__init__()
-        kind = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = kind(features, hidden, layers, batch_first=True,
-                        dropout=dropout if layers > 1 else 0.0)
-        self.return_sequences = return_sequences
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)
-        return out if self.return_sequences else out[:, -1, :]
-
-
-class ToSequence(nn.Module):
-    """Image (N, C, H, W) -> sequence (N, H, C*W): one step per row."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
-
-
-class ToImage(nn.Module):
-    """Sequence (N, T, F) -> image (N, 1, T, F)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unsqueeze(1)
-
-
-class FloatIsland(nn.Module):
-    """Runs `inner` in float inside a quantised network (it has no int8 kernel)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.dequant = DeQuantStub()
-        self.inner = inner
-        self.quant = QuantStub()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.quant(self.inner(self.dequant(x)))
-
-
-# --- the network ----------------------------------------------------------------------------------
-
-
-class SparsemodNet(nn.Module):
-    """A network built from a `.arch` program at one point of its space.
-
-    Layers live in one `ModuleDict` under keys derived from their readable IR
-    names; `plan` lists the steps of the forward pass: run a layer, save the
-    input of a residual, add it back, fold a sequence into a batch of steps for
-    a time-distributed body and unfold it again.
-    """
-
-    def __init__(self, layers: "OrderedDict[str, nn.Module]", plan: Sequence[Tuple[str, str]],
-                 adds: Sequence[str], fusions: Sequence[Sequence[str]],
-                 point: Dict[str, object]) -> None:
-        super().__init__()
-        self.quant = QuantStub()
-        self.layers = nn.ModuleDict(layers)
-        self.adds = nn.ModuleDict({key: FloatFunctional() for key in adds})
-        self.dequant = DeQuantStub()
-        self.plan = tuple(plan)
-        self.fusions = [list(group) for group in fusions]
-        self.point = dict(point)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.quant(x)
-        saved: List[torch.Tensor] = []
-        folds: List[Tuple[int, int]] = []
-        for step, key in self.plan:
-            if step == "layer":
-                x = self.layers[key](x)
-            elif step == "save":
-                saved.append(x)
-            elif step == "add":
-                x = self.adds[key].add(x, saved.pop())
-            elif step == "fold":
-                folds.append((x.shape[0], x.shape[1]))
-                x = x.reshape(x.shape[0] * x.shape[1], x.shape[2])
-            else:
-                n, t = folds.pop()
-                x = x.reshape(n, t, x.shape[-1])
-        return self.dequant(x)
-
-    def fuse_model(self) -> None:
-        """Fuse Conv-BN-ReLU, Conv-BN, Conv-ReLU, BN-ReLU, Linear-BN, Linear-ReLU (eval mode)."""
-        if self.fusions:
-            was_training = self.training
-            self.eval()
-            fuse_modules(self, self.fusions, inplace=True)
-            self.train(was_training)
-            self.fusions = []
 
 
 # --- building ----------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from torch.ao.quantization import (
     quantize_dynamic,
 )
 
-from .netlib import FloatIsland, SparsemodNet
+from .modules import FloatIsland
+from .network import SparsemodNet
 
 #: The quantised engine: x86 (fbgemm) on PCs; qnnpack mirrors ARM MCU kernels best
 #: but lacks some per-channel paths, so x86 is the default where available.

@@ -37,26 +37,17 @@ from ..nets.morph import Mutation, inherit, mutate
 from ..nets.point import Point
 from ..nets.targets import Target, load_target
 from ..space import Space, compile_file
+from .axstrategy import Strategy
 from .data import load_dataset, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
-from .results import (
-    CSV,
-    JOURNAL,
-    SETUP,
-    Journal,
-    Trial,
-    load_network_record,
-    load_state,
-    pareto_front,
-    prune_networks,
-    save_network,
-    save_state,
-    sha256_text,
-    write_atomic,
-    write_csv,
-)
-from .strategy import Pricer, Strategy, make_strategy
+from .journal import Journal
+from .networks import load_network_record, prune_networks, save_network
+from .pricing import Pricer
+from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic
+from .state import load_state, save_state
+from .strategy import make_strategy
 from .train import TrainConfig, Trainer, batches, default_trainer, evaluate
+from .trials import Trial, pareto_front, write_csv
 
 #: Trial statuses that cost a training run.
 TRAINED = ("completed", "failed")

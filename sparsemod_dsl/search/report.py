@@ -15,8 +15,11 @@ from ..errors import UsageError
 from ..nets.cost import cost
 from ..nets.targets import load_target
 from ..space import compile_file
-from .results import JOURNAL, SETUP, Journal, Trial, pareto_front, read_state
+from .journal import Journal
+from .results import JOURNAL, SETUP
+from .state import read_state
 from .text import table
+from .trials import Trial, pareto_front
 
 #: Columns of the Pareto table: header, how to show a trial's value.
 _COLUMNS: tuple[tuple[str, Any], ...] = (

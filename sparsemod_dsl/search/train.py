@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import SparsemodError
 from ..nets import quantize
-from ..nets.netlib import SparsemodNet
+from ..nets.network import SparsemodNet
 from .data import DataBundle, loader
 
 Quantization = Literal["none", "post", "dynamic", "both"]

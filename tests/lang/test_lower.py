@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sparsemod_dsl.errors import ArchError, Diagnostic
 from sparsemod_dsl.lang import ir, loader, lower
 from sparsemod_dsl.lang.ir import Condition
+from sparsemod_dsl.lang.lower import limits
 
 STDLIB = Path(__file__).resolve().parents[2] / "stdlib"
 PROGRAMS = sorted(p for p in STDLIB.glob("*.arch") if not lower.is_library(loader.load(p)))
@@ -595,8 +596,8 @@ def test_bad_identifiers_in_labels_repeats_and_blocks() -> None:
 @pytest.mark.parametrize(
     "count, message",
     [
-        ("int[1..65]", f"a repeat has at most {lower.MAX_REPEAT} instances, not 65"),
-        ("100", f"a repeat has at most {lower.MAX_REPEAT} instances, not 100"),
+        ("int[1..65]", f"a repeat has at most {limits.MAX_REPEAT} instances, not 65"),
+        ("100", f"a repeat has at most {limits.MAX_REPEAT} instances, not 100"),
         ("int[-2..3]", "a repeat count cannot be negative"),
         ("2.5", "a repeat count is an integer"),
         ("float[1.0..3.0]", "a repeat count is an integer"),
@@ -611,9 +612,9 @@ def test_bad_repeat_counts(count: str, message: str) -> None:
 
 
 def test_repeat_count_at_the_limit_is_fine() -> None:
-    program = build(HEADER + f"network {{\n repeat r = {lower.MAX_REPEAT} {{ relu }}\n}}\n")
+    program = build(HEADER + f"network {{\n repeat r = {limits.MAX_REPEAT} {{ relu }}\n}}\n")
     (repeat,) = program.network
-    assert isinstance(repeat, ir.Repeat) and len(repeat.instances) == lower.MAX_REPEAT
+    assert isinstance(repeat, ir.Repeat) and len(repeat.instances) == limits.MAX_REPEAT
 
 
 def test_space_too_big_stops_with_one_error() -> None:
@@ -627,14 +628,14 @@ def test_space_too_big_stops_with_one_error() -> None:
         }
     """
     (d,) = fail(text)
-    assert f"more than {lower.MAX_PARAMETERS} parameters" in d.message
+    assert f"more than {limits.MAX_PARAMETERS} parameters" in d.message
     assert d.span.line in (at(text, "x =")[0], at(text, "y =")[0])
 
 
 def test_too_many_layers() -> None:
     text = HEADER + "network {\n repeat a = 64 { repeat b = 64 { relu relu relu relu relu } }\n}\n"
     (d,) = fail(text)
-    assert f"more than {lower.MAX_LAYERS} layers" in d.message
+    assert f"more than {limits.MAX_LAYERS} layers" in d.message
 
 
 def test_train_section_errors() -> None:

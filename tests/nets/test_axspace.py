@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sparsemod_dsl.lang import compiler, ir
-from sparsemod_dsl.nets import axspace
+from sparsemod_dsl.nets import axconstraints, axspace
 from sparsemod_dsl.nets import point as pt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -290,17 +290,17 @@ def test_linear_constraint_becomes_an_ax_constraint() -> None:
     prog = constrained()
     space = axspace.search_space(prog)
     order, _, strict, equal, affine, func = prog.constraints
-    assert axspace.linear_form(order, prog) == (
+    assert axconstraints.linear_form(order, prog) == (
         {"block__1__layer__1__filters": 1.0, "block__2__layer__1__filters": -1.0}, 0.0
     )
     # 2b - 2 + s/4 <= 3u + 10  <=>  2b + s/4 - 3u <= 12
-    assert axspace.linear_form(affine, prog) == (
+    assert axconstraints.linear_form(affine, prog) == (
         {"train__batch_size": 2.0, "train__learning_step": 0.25, "fc__1__linear__units": -3.0},
         12.0,
     )
     made = space.parameter_constraints
     assert [(c.constraint_dict, c.bound) for c in made] == [
-        axspace.linear_form(order, prog), axspace.linear_form(affine, prog)
+        axconstraints.linear_form(order, prog), axconstraints.linear_form(affine, prog)
     ]
     assert axspace.filters(prog) == [prog.constraints[1], strict, equal, func]
     # Ax enforces what it is given.
@@ -325,7 +325,7 @@ def test_log_scaled_and_sympy_named_parameters_stay_filters() -> None:
     prog = compiler.compile_source(
         source + "constraint train.learning_rate <= train.prune_threshold\n"
     )
-    assert axspace.linear_form(prog.constraints[0], prog) is None
+    assert axconstraints.linear_form(prog.constraints[0], prog) is None
     assert axspace.search_space(prog).parameter_constraints == []
     prog = compiler.compile_source(
         """arch t(input: image(1, 8, 8), classes = 3)
@@ -338,7 +338,7 @@ network {
 constraint E <= 6
 """
     )
-    assert axspace.linear_form(prog.constraints[0], prog) == ({"E": 1.0}, 6.0)
+    assert axconstraints.linear_form(prog.constraints[0], prog) == ({"E": 1.0}, 6.0)
     assert axspace.search_space(prog).parameter_constraints == []  # SymPy's E
     assert axspace.filters(prog) == list(prog.constraints)
 
@@ -350,7 +350,7 @@ def test_linear_form_agrees_with_holds(batch: int, step: int, units: int) -> Non
     full = pt.complete(prog, {"train.batch_size": batch, "train.learning_step": step,
                               "fc[1].linear.units": units})
     affine = prog.constraints[4]
-    coeffs, bound = axspace.linear_form(affine, prog)  # type: ignore[misc]
+    coeffs, bound = axconstraints.linear_form(affine, prog)  # type: ignore[misc]
     values = {ir.ax_name(n): v for n, v in full.items()}
     assert (sum(c * values[n] for n, c in coeffs.items()) <= bound) == pt.holds(affine, prog, full)
 

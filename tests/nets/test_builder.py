@@ -25,7 +25,7 @@ from torch.ao.nn.intrinsic import _FusedModule
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.nets import point
 from sparsemod_dsl.nets.builder import BuildError, build
-from sparsemod_dsl.nets.netlib import SparsemodNet
+from sparsemod_dsl.nets.network import SparsemodNet
 
 ZOO = zoo()
 SPACES = {name: program(name) for name in PROGRAM_NAMES} | {"zoo": ZOO}

@@ -50,7 +50,8 @@ from sparsemod_dsl.lang.compiler import compile_source
 from sparsemod_dsl.lang.layers import LAYERS
 from sparsemod_dsl.nets import cost, point
 from sparsemod_dsl.nets.builder import bind, build
-from sparsemod_dsl.nets.netlib import FloatIsland, Recurrent, SparsemodNet
+from sparsemod_dsl.nets.modules import FloatIsland, Recurrent
+from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.nets.point import PointError
 from sparsemod_dsl.nets.quantize import static_int8
 from sparsemod_dsl.nets.targets import Target, Throughput, builtin_targets, load_target

@@ -40,7 +40,8 @@ from torch.ao.nn.quantized import dynamic as nnqd
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.nets import point
 from sparsemod_dsl.nets.builder import build
-from sparsemod_dsl.nets.netlib import FloatIsland, Recurrent, SparsemodNet
+from sparsemod_dsl.nets.modules import FloatIsland, Recurrent
+from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.nets.quantize import dynamic_int8, static_int8
 
 CNN = [name for name in PROGRAM_NAMES if is_cnn(program(name))]

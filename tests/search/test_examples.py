@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import load_experiment
-from sparsemod_dsl.search.results import pareto_front
+from sparsemod_dsl.search.trials import pareto_front
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

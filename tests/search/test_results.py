@@ -14,29 +14,31 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparsemod_dsl.search import results
 from sparsemod_dsl.search.experiment import (
     canonical_settings,
     experiment_hash,
     load_experiment,
 )
-from sparsemod_dsl.search.results import (
-    CSV_COLUMNS,
-    Journal,
-    ResultsError,
+from sparsemod_dsl.search.journal import Journal
+from sparsemod_dsl.search.networks import (
+    load_network_record,
+    prune_networks,
+    save_network,
+    saved_networks,
+)
+from sparsemod_dsl.search.results import ResultsError, sha256_text, write_atomic
+from sparsemod_dsl.search.state import (
     ResumeError,
     State,
-    Trial,
-    load_network_record,
     load_state,
-    pareto_front,
-    prune_networks,
     read_state,
-    save_network,
     save_state,
-    saved_networks,
-    sha256_text,
-    write_atomic,
+)
+from sparsemod_dsl.search.trials import (
+    CSV_COLUMNS,
+    OBJECTIVE_FIELDS,
+    Trial,
+    pareto_front,
     write_csv,
 )
 
@@ -318,7 +320,7 @@ def test_pareto_front_is_the_non_dominated_set(
 
     expected = [t.id for t in candidates if not dominated(t)]
     assert [t.id for t in pareto_front(trials, objectives)] == expected
-    fields = [results.OBJECTIVE_FIELDS[o] for o in objectives]
+    fields = [OBJECTIVE_FIELDS[o] for o in objectives]
     assert pareto_front(reversed(trials), fields) == pareto_front(trials, objectives)
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from sparsemod_dsl import cli
-from sparsemod_dsl.nets.netlib import SparsemodNet
+from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import load_experiment
-from sparsemod_dsl.search.results import Journal
+from sparsemod_dsl.search.journal import Journal
 from sparsemod_dsl.search.train import TrainConfig, TrainResult, default_trainer
 
 TINY = '''\
@@ -256,7 +256,7 @@ def test_morph_picks_the_candidate_of_highest_acquisition(tmp_path: Path, strate
     import random
 
     from sparsemod_dsl.nets.morph import mutate
-    from sparsemod_dsl.search.results import pareto_front
+    from sparsemod_dsl.search.trials import pareto_front
 
     engine, _ = search(experiment(
         tmp_path, stages=STAGES.replace("[stages]\n", f'[stages]\nstrategy = "{strategy}"\n')))

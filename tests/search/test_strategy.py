@@ -15,16 +15,11 @@ from helpers import program
 from sparsemod_dsl.nets.cost import cost
 from sparsemod_dsl.nets.point import Point, sample, validate
 from sparsemod_dsl.nets.targets import load_target
+from sparsemod_dsl.search.exactstrategy import FAST_POOL, ExactStrategy, chance_error
 from sparsemod_dsl.search.hypervolume import expected_improvement
-from sparsemod_dsl.search.results import Trial
-from sparsemod_dsl.search.strategy import (
-    FAST_POOL,
-    ExactStrategy,
-    Pricer,
-    chance_error,
-    key,
-    make_strategy,
-)
+from sparsemod_dsl.search.pricing import Pricer, key
+from sparsemod_dsl.search.strategy import make_strategy
+from sparsemod_dsl.search.trials import Trial
 
 OBJECTIVES = ["error", "flash", "ram"]
 

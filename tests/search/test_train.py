@@ -20,7 +20,8 @@ from torch.ao.nn import quantized as nnq
 from torch.ao.nn.quantized import dynamic as nnqd
 
 import sparsemod_dsl as sm
-from sparsemod_dsl.nets.netlib import FloatIsland, SparsemodNet
+from sparsemod_dsl.nets.modules import FloatIsland
+from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.search.data import DataBundle, load_dataset, loader
 from sparsemod_dsl.search.train import (
     ConfigError,

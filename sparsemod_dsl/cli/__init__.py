@@ -1,0 +1,88 @@
+"""`sparsemodc`: the command-line front end, a thin layer over the Python API.
+
+Exit codes: 0 success; 1 errors in `.arch` sources (or `fmt --check` found a
+file to reformat); 2 bad usage or unreadable input. No traceback reaches the
+user for bad input; an internal error says so and how to get the traceback.
+
+This package holds the parser and `main`; each command lives in the module of its group
+(`source`: check, fmt; `space`: compile, sample, morph; `costs`: cost, targets; `search`:
+search, report, show), shared argument handling in `args` and `point`, exit codes and
+error rendering in `exits`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from .. import __version__
+from ..errors import ArchError, SparsemodError, UsageError
+from . import costs, search, source, space
+from .args import Command, Parser
+from .exits import EXIT_ERRORS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, print_error
+
+#: The subcommands, in the order `sparsemodc --help` lists them.
+COMMANDS: tuple[Command, ...] = (
+    source.CHECK,
+    space.COMPILE,
+    space.SAMPLE,
+    space.MORPH,
+    costs.COST,
+    costs.TARGETS,
+    search.SEARCH,
+    search.REPORT,
+    search.SHOW,
+    source.FMT,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `sparsemodc` and its subcommands."""
+    parser = Parser(
+        prog="sparsemodc",
+        description="Compile .arch search spaces for neural-architecture search on "
+        "microcontrollers.",
+    )
+    parser.add_argument("--version", action="version", version=f"sparsemodc {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help,
+                                  description=command.description)
+        command.arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `sparsemodc`; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except UsageError as error:
+        print(f"sparsemodc: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ArchError as error:
+        print_error(error)
+        return EXIT_ERRORS
+    except SparsemodError as error:
+        print(f"sparsemodc: error: {error}", file=sys.stderr)
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # a bug in sparsemodc, not in the input
+        if os.environ.get("SPARSEMOD_DEBUG"):
+            raise
+        print(
+            f"sparsemodc: internal error: {type(error).__name__}: {error}\n"
+            "This is a bug in sparsemodc; please report it with the input file. "
+            "Set SPARSEMOD_DEBUG=1 to see the traceback.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL

@@ -1,0 +1,249 @@
+"""The default `exact` strategy: a GP of the error, exact costs, EHVI over candidates.
+
+Only the error is modelled (`surrogate.ErrorModel`, over `encode.Encoder`'s encoding
+and the exact `FEATURES`); the costs of every candidate are computed exactly
+(`pricing.Pricer`), so infeasible points are dropped before anything is scored.
+Each batch scores a pool of candidates (`PoolSize`: random draws, then mutations of
+the best and of the front) by expected hypervolume improvement (`hypervolume`) and
+picks greedily. The module docstring of `strategy` tells the whole method.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from ..lang import ir
+from ..nets.morph import mutate
+from ..nets.point import Point, PointError, active, sample
+from .axstrategy import Strategy
+from .encode import Encoder
+from .hypervolume import expected_improvement
+from .pricing import Priced, Pricer, key
+from .surrogate import ErrorModel
+from .trials import Trial, pareto_front
+
+#: Sobol draws (of 4 points per point wanted) before `initial` gives up on finding fits.
+SOBOL_DRAWS = 10
+#: Exact properties of a network that the error model sees besides its parameters: its
+#: capacity and activation size explain much of its error, and the GP learns that from
+#: a handful of observations where it could not from the parameters alone.
+FEATURES = ("params", "macs", "ram")
+#: Random points whose feature ranges scale the features to about [0, 1].
+FEATURE_SAMPLE = 256
+
+
+@dataclass(frozen=True)
+class PoolSize:
+    """How many candidates the `exact` strategy scores for one batch: `random` points
+    drawn from the space, then `rounds` of `children` mutations of each of the
+    `parents` best-scoring candidates and front networks."""
+
+    random: int = 512
+    rounds: int = 2
+    parents: int = 8
+    children: int = 16
+
+
+FAST_POOL = PoolSize(random=64, rounds=1, parents=4, children=4)
+
+
+def chance_error(program: ir.Program) -> float:
+    """The error of guessing among the program's classes (1.0 when unknown): the
+    reference error of the hypervolume, beyond which a network has learned nothing."""
+    return 1.0 - 1.0 / program.classes if program.classes else 1.0
+
+
+class ExactStrategy(Strategy):
+    """`exact`: a GP of the error, exact costs, expected hypervolume improvement scored
+    over pools of feasible candidates. See the module docstring of `strategy`."""
+
+    name = "exact"
+
+    def __init__(self, program: ir.Program, objectives: Sequence[str], pricer: Pricer,
+                 seed: int, pool: PoolSize = PoolSize()) -> None:
+        super().__init__(program, objectives, pricer, seed)
+        self.pool_size = pool
+        self.encoder = Encoder(program)
+        self.scale = self._feature_scale()
+        self.model = ErrorModel()
+        self.trials: list[Trial] = []
+        self.inputs: list[np.ndarray] = []
+        self.values: list[list[float]] = []
+        self.modelled = "error" in self.objectives
+        self.exact = [o for o in self.objectives if o != "error"]
+
+    def observe(self, trial: Trial) -> None:
+        super().observe(trial)
+        if trial.status == "completed":
+            point = active(self.program, trial.params)
+            self.trials.append(trial)
+            self.inputs.append(self.model_inputs([point], [self.pricer.price(point)])[0])
+            self.values.append([float(trial.objective(o))  # type: ignore[arg-type]
+                                for o in self.objectives])
+
+    def _feasible(self, points: Sequence[Point], taken: dict[str, Point],
+                  priced: dict[str, Priced]) -> None:
+        """Add the untried points that fit to `taken` (and their prices to `priced`)."""
+        for point in points:
+            name = key(point)
+            if name in self.tried or name in taken:
+                continue
+            result = self.pricer.price(point)
+            if result.reason is not None:
+                self.last_rejection = result.reason
+                continue
+            taken[name] = point
+            priced[name] = result
+
+    def initial(self, n: int) -> list[Point]:
+        """Sobol points, those that do not fit skipped (up to `SOBOL_DRAWS` draws)."""
+        taken: dict[str, Point] = {}
+        priced: dict[str, Priced] = {}
+        for draw in range(SOBOL_DRAWS):
+            self._feasible(self._sobol(4 * n, draw), taken, priced)
+            if len(taken) >= n:
+                break
+        return list(taken.values())[:n]
+
+    def propose(self, n: int) -> list[Point]:
+        """`n` feasible, untried points of highest expected hypervolume improvement; Sobol
+        points while fewer than two trials have completed or if the GP cannot be fitted."""
+        if self.modelled and self.completed < 2:
+            return self.initial(n)
+        from botorch.exceptions.errors import BotorchError
+
+        try:
+            return self._propose(n)
+        except (BotorchError, RuntimeError, ValueError, np.linalg.LinAlgError) as error:
+            self.report(f"the error model failed ({type(error).__name__}: {error}); "
+                        "drawing Sobol points instead")
+            return self.initial(n)
+
+    def _propose(self, n: int) -> list[Point]:
+        rng = random.Random(self.seed * 1_000_003 + len(self.ax.trials))
+        taken: dict[str, Point] = {}
+        priced: dict[str, Priced] = {}
+        try:
+            drawn = sample(self.program, self.pool_size.random, rng.randrange(2**31))
+        except PointError as error:  # constraints too tight for random draws
+            self.last_rejection = str(error)
+            drawn = []
+        self._feasible(drawn, taken, priced)
+        self._fit()
+        for _ in range(self.pool_size.rounds):
+            if not taken:
+                break
+            scores = self._scores(list(taken.values()), [priced[k] for k in taken])
+            ranked = [list(taken.values())[k] for k in np.argsort(-scores)]
+            parents = ranked[: self.pool_size.parents] + self._front()
+            children = [mutate(self.program, p, rng) for p in parents
+                        for _ in range(self.pool_size.children)]
+            self._feasible([c.point for c in children if c is not None], taken, priced)
+        return self._batch(list(taken.values()), [priced[k] for k in taken], n)
+
+    def _feature_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """Low end and width of the log features over random valid points of the space
+        (fixed for the search, so that fitted hyperparameters stay meaningful)."""
+        try:
+            drawn = sample(self.program, FEATURE_SAMPLE, self.seed)
+        except PointError:
+            drawn = []
+        logs = np.log1p(np.array([
+            [priced.values[f] for f in FEATURES]
+            for priced in map(self.pricer.price, drawn) if priced.values
+        ]).reshape(-1, len(FEATURES)))
+        if len(logs) < 2:
+            return np.zeros(len(FEATURES)), np.full(len(FEATURES), 20.0)
+        return logs.min(axis=0), np.maximum(logs.max(axis=0) - logs.min(axis=0), 1e-6)
+
+    def model_inputs(self, points: Sequence[Point], priced: Sequence[Priced]) -> np.ndarray:
+        """The GP's inputs: the encoded parameters, then the scaled log features."""
+        low, width = self.scale
+        logs = np.log1p(np.array([[p.values[f] for f in FEATURES] for p in priced]))
+        return np.hstack([self.encoder.encode(points),
+                          ((logs - low) / width).reshape(len(points), len(FEATURES))])
+
+    def _front(self) -> list[Point]:
+        """The points of the observed Pareto front."""
+        return [active(self.program, t.params) for t in pareto_front(self.trials, self.objectives)]
+
+    def _fit(self) -> None:
+        if self.modelled and self.trials:
+            errors = [row[self.objectives.index("error")] for row in self.values]
+            self.model.update(np.array(self.inputs), np.array(errors))
+
+    def _reference(self, exact: np.ndarray) -> np.ndarray:
+        """The hypervolume reference: the error of guessing (`chance_error`), the
+        target's budgets for flash and RAM, and 10% above the largest value seen for
+        anything without a budget. A network no better than a guess adds nothing."""
+        budgets = {"error": chance_error(self.program)}
+        if self.pricer.target is not None:
+            budgets["flash"] = float(self.pricer.target.flash_budget_bytes)
+            budgets["ram"] = float(self.pricer.target.ram_budget_bytes)
+        seen = np.vstack([self._observed(), self._full(np.zeros(len(exact)), exact)])
+        return np.array([
+            budgets.get(o, 1.1 * float(seen[:, k].max(initial=0.0)) or 1.0)
+            for k, o in enumerate(self.objectives)
+        ])
+
+    def _full(self, errors: np.ndarray, exact: np.ndarray) -> np.ndarray:
+        """Rows of every objective, in order, from errors and the exact columns."""
+        return exact if not self.modelled else np.column_stack([errors, exact])
+
+    def _predict(self, encoded: np.ndarray, exact: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The uncertain first objective (mean, std) and the remaining exact ones."""
+        if self.modelled:
+            mean, std = self.model.predict(encoded)
+            return mean, std, exact
+        return exact[:, 0], np.zeros(len(exact)), exact[:, 1:]
+
+    def _exact(self, priced: Sequence[Priced]) -> np.ndarray:
+        return np.array([[p.values[o] for o in self.exact] for p in priced]).reshape(
+            len(priced), len(self.exact))
+
+    def _observed(self) -> np.ndarray:
+        return np.array(self.values).reshape(-1, len(self.objectives))
+
+    def _scores(self, points: Sequence[Point], priced: Sequence[Priced]) -> np.ndarray:
+        exact = self._exact(priced)
+        mean, std, rest = self._predict(self.model_inputs(points, priced), exact)
+        return expected_improvement(self._observed(), self._reference(exact), mean, std, rest)
+
+    def _batch(self, points: list[Point], priced: list[Priced], n: int) -> list[Point]:
+        """Greedy batch: the best candidate, then the best given that the ones chosen
+        were observed at their predicted errors (kriging believer)."""
+        if not points:
+            return []
+        exact = self._exact(priced)
+        ref = self._reference(exact)
+        front = self._observed()
+        encoded = self.model_inputs(points, priced)
+        chosen: list[int] = []
+        for _ in range(min(n, len(points))):
+            mean, std, rest = self._predict(encoded, exact)
+            scores = expected_improvement(front, ref, mean, std, rest)
+            scores[chosen] = -np.inf
+            pick = int(np.argmax(scores))
+            chosen.append(pick)
+            front = np.vstack([front, self._full(mean[pick:pick + 1], exact[pick:pick + 1])])
+            if self.modelled:
+                self.model.believe(encoded[pick:pick + 1], mean[pick:pick + 1])
+        return [points[k] for k in chosen]
+
+    def scores(self, points: Sequence[Point]) -> list[float]:
+        """Expected hypervolume improvement (fraction of the reference box); points
+        that cannot be trained score -inf."""
+        priced = [self.pricer.price(p) for p in points]
+        feasible = [k for k, p in enumerate(priced) if p.reason is None]
+        out = [float("-inf")] * len(points)
+        if feasible:
+            self._fit()
+            values = self._scores([points[k] for k in feasible], [priced[k] for k in feasible])
+            for k, value in zip(feasible, values):
+                out[k] = float(value)
+        return out

@@ -1,0 +1,67 @@
+"""Exact pricing of candidate points: can a point be trained, and what will it cost?
+
+Flash, peak RAM and latency are computed from the IR (`nets.cost`) well under a
+millisecond per point, exactly as the search measures them after training, so the
+strategies price every candidate before choosing and the engine prices every point
+before training it. `key` names a point by its active values, by which strategies
+tell the points already tried or priced apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..lang import ir
+from ..nets.cost import cost, fit
+from ..nets.point import active, validate
+from ..nets.targets import Target
+
+#: Prune-threshold parameter: pruning during training ends at this sparsity.
+PRUNE_THRESHOLD = "train.prune_threshold"
+
+
+@dataclass(frozen=True)
+class Priced:
+    """Why a point cannot be trained (None if it can), and its exact objectives."""
+
+    reason: str | None
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Pricer:
+    """Checks points and computes their exact objectives (flash bytes, peak RAM bytes,
+    latency ms) as the search will measure them after training."""
+
+    program: ir.Program
+    target: Target | None
+    precision: str
+    pruning: bool
+
+    def sparsity(self, point: Mapping[str, object]) -> float:
+        """The sparsity training will reach: pruning ends at the point's threshold."""
+        if not self.pruning:
+            return 0.0
+        return float(active(self.program, point).get(PRUNE_THRESHOLD, 0.0))
+
+    def price(self, point: Mapping[str, object]) -> Priced:
+        """Validate a point, then price it and compare with the target's budgets."""
+        check = validate(self.program, point)
+        if not check:
+            return Priced(check.reason, {})
+        report = cost(self.program, point, self.target, self.precision, self.sparsity(point))
+        values = {"flash": float(report.flash_bytes), "ram": float(report.peak_ram_bytes),
+                  "latency": float(report.latency_ms or 0.0), "params": float(report.params),
+                  "macs": float(report.macs)}
+        if self.target is not None:
+            fitting = fit(report, self.target)
+            if not fitting.ok:
+                return Priced(fitting.reason, values)
+        return Priced(None, values)
+
+
+def key(point: Mapping[str, object]) -> str:
+    """A point's identity (its active values), to tell repeats apart."""
+    return json.dumps(point, sort_keys=True)
