@@ -14,18 +14,21 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
+import torch
 from ax.core.search_space import SearchSpace
 
 from .errors import UsageError
 from .lang import ir
 from .lang.compiler import check_file, compile_source
-from .nets import axspace, codegen, point
+from .nets import axspace, codegen, point, quantize
 from .nets import cost as cost_model
 from .nets.builder import bind, build
+from .nets.deploy import export as export_model
 from .nets.network import SparsemodNet
 from .nets.targets import Target, load_target
+from .nets.trace import trace
 
 
 class Space:
@@ -75,24 +78,54 @@ class Space:
         return point.active(self.program, params)
 
     def cost(self, params: Mapping[str, object], target: Target | str | None = None,
-             quant: str = "int8", sparsity: float = 0.0) -> cost_model.CostReport:
-        """Parameters, flash bytes, peak RAM bytes, MACs and latency (ms, with a target:
-        a `Target`, a built-in name or a TOML path) of a point, from the IR.
+             quant: str = "int8", sparse_weights: float = 0.0) -> cost_model.CostReport:
+        """Parameters, flash bytes (the `.tflite` file), RAM bytes (TFLite Micro's arena,
+        its activation area, the live-tensor bound), MACs and latency (ms, with a target:
+        a `Target`, a built-in name or a TOML path) of a point, priced on its deployed
+        graph without building it.
 
         Raises `PointError` (with `validate`'s reason) for a point that cannot be built.
         """
         self._check(params)
         resolved = None if target is None else self._target(target)
-        return cost_model.cost(self.program, params, resolved, quant, sparsity)
+        return cost_model.cost(self.program, params, resolved, quant, sparse_weights)
 
     def fits(self, params: Mapping[str, object], target: Target | str, quant: str = "int8",
-             sparsity: float = 0.0) -> cost_model.Fit:
+             sparse_weights: float = 0.0) -> cost_model.Fit:
         """Whether a point fits the target's SRAM and flash budgets; `.reason` says why not.
 
         Raises `PointError` (with `validate`'s reason) for a point that cannot be built.
         """
         self._check(params)
-        return cost_model.fits(self.program, params, self._target(target), quant, sparsity)
+        return cost_model.fits(self.program, params, self._target(target), quant,
+                               sparse_weights)
+
+    def export(self, params: Mapping[str, object], net: SparsemodNet, format: str = "tflite",
+               calibration: Iterable[torch.Tensor] = (), name: str | None = None
+               ) -> export_model.Exported:
+        """The files that deploy the trained float network `net` of a point (see
+        `nets.deploy.export`): `tflite` (int8), `c` (C++ source for TensorFlow Lite Micro),
+        `onnx` (float) or `onnx-int8` (QDQ). The int8 formats are calibrated on
+        `calibration`, float input batches; `name` names the files (default: the arch).
+
+        Raises `PointError` for a point that cannot be built and `ExportError` for a
+        network the format cannot hold (LSTM/GRU in TFLite, say).
+        """
+        self._check(params)
+        name = name or self.name
+        batches = list(calibration)
+        if format in ("onnx", "onnx-int8"):
+            shape = self.trace_input(params)
+            return export_model.export_onnx(net, shape, format, name, batches)
+        if not batches:
+            raise export_model.ExportError(f"--format {format} needs calibration data")
+        int8 = quantize.static_int8(net, batches)
+        return export_model.export_int8(self.program, params, int8, format, name)
+
+    def trace_input(self, params: Mapping[str, object]) -> tuple[int, ...]:
+        """The input shape (batch excluded) the network of a point takes."""
+        shape, _ = trace(self.program, params)
+        return shape.sizes()
 
     def _check(self, params: Mapping[str, object]) -> None:
         check = point.validate(self.program, params)

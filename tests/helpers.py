@@ -8,6 +8,8 @@ points that validate and whose networks are cheap enough to run in a test.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import textwrap
 from functools import lru_cache
 from pathlib import Path
@@ -98,6 +100,69 @@ network {
 '''
 
 
+#: Two spaces that together use every operator of the deployed graph (`nets.graph`):
+#: standalone batch norms (image, sequence, vector), numeric padding, residual adds with
+#: a ReLU after them, flatten before a linear layer (its weights permuted) or before a
+#: batch norm (a TRANSPOSE), image -> sequence, grouped conv1d, time-distributed layers.
+DEPLOY_SOURCES = {
+    "deploy_image": '''
+arch deploy_image(input: image(3, 12, 12), classes = 5)
+
+network {
+    batchnorm
+    stem: conv2d(filters = choice[8, 12], kernel = int[1..4], stride = int[1..2],
+                 padding = choice["same", "valid"]) batchnorm relu
+    conv2d(filters = 8, kernel = 3, padding = int[1..2])
+    residual {
+        inner: conv2d(filters = in_channels, kernel = choice[3, 5], bias = choice[true, false])
+        batchnorm
+    }
+    relu
+    sepconv2d(filters = int[4..16] step 4, kernel = choice[2, 3], stride = choice[1, 2],
+              multiplier = choice[1, 2]) relu6
+    dwconv2d(kernel = 3, padding = int[0..2], multiplier = choice[1, 2])
+    downconv2d(filters = 6, kernel = int[2..3], ratio = float[0.0..1.0], padding = "valid")
+    optional pooled {
+        avgpool(size = choice[2, 3], stride = int[1..2])
+    }
+    choose head {
+        mean: global_avg_pool relu
+        normed: flatten batchnorm
+        dense: flatten dropout(p = 0.2) linear(units = 8) relu6
+    }
+    linear(classes)
+}
+''',
+    "deploy_sequence": '''
+arch deploy_sequence(input: image(2, 6, 10), classes = 4)
+
+network {
+    conv2d(filters = choice[3, 6], kernel = 3) batchnorm relu
+    to_sequence
+    conv1d(filters = choice[6, 12], kernel = int[1..3], padding = int[0..1],
+           groups = choice[1, 2, 3])
+    time_distributed {
+        linear(units = int[4..12]) batchnorm relu
+        dropout(p = 0.1)
+    }
+    choose pool {
+        biggest: maxpool(size = 2, stride = 1)
+        mean: avgpool(size = 2)
+    }
+    batchnorm relu
+    flatten
+    linear(classes)
+}
+''',
+}
+
+
+@lru_cache(maxsize=None)
+def deploy_program(name: str) -> ir.Program:
+    """The checked program of `DEPLOY_SOURCES[name]`."""
+    return compile_source(DEPLOY_SOURCES[name], f"{name}.arch")
+
+
 @lru_cache(maxsize=None)
 def zoo() -> ir.Program:
     """The checked program of `ZOO_SOURCE`."""
@@ -145,3 +210,28 @@ def is_rnn(prog: ir.Program) -> bool:
     """True for programs with an LSTM or a GRU."""
 
     return any(layer.op in ("lstm", "gru") for layer in ir.layers(prog.network))
+
+
+#: Stub TFLite Micro headers for compiling exported C sources without TFLM's tree: the
+#: op resolver declares its `Add*` methods only, so a misspelt one fails to compile.
+def tflm_stub_headers() -> dict[str, str]:
+    """Relative path -> text of the stub headers `csource`'s files include."""
+    from sparsemod_dsl.nets.deploy.csource import RESOLVER_METHODS
+
+    methods = "\n".join(f"  TfLiteStatus {m}();" for m in RESOLVER_METHODS.values())
+    return {
+        "tensorflow/lite/c/common.h":
+            "#pragma once\ntypedef enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 } "
+            "TfLiteStatus;\n",
+        "tensorflow/lite/micro/micro_mutable_op_resolver.h":
+            "#pragma once\n#include \"tensorflow/lite/c/common.h\"\nnamespace tflite {\n"
+            "template <unsigned int tOpCount>\nclass MicroMutableOpResolver {\n public:\n"
+            f"{methods}\n}};\n}}  // namespace tflite\n",
+    }
+
+
+def gxx(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """g++ -std=c++17 with every warning an error, in `folder` (on the include path)."""
+    flags = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{folder}"]
+    return subprocess.run([shutil.which("g++") or "g++", *flags, *args], cwd=folder,
+                          capture_output=True, text=True, timeout=120)

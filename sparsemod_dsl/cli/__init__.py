@@ -6,8 +6,8 @@ user for bad input; an internal error says so and how to get the traceback.
 
 This package holds the parser and `main`; each command lives in the module of its group
 (`source`: check, fmt; `space`: compile, sample, morph; `costs`: cost, targets; `search`:
-search, report, show), shared argument handling in `args` and `point`, exit codes and
-error rendering in `exits`.
+search, report, show; `deploy`: export), shared argument handling in `args` and `point`,
+exit codes and error rendering in `exits`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import ArchError, SparsemodError, UsageError
-from . import costs, search, source, space
+from . import costs, deploy, search, source, space
 from .args import Command, Parser
 from .exits import EXIT_ERRORS, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, print_error
 
@@ -34,6 +34,7 @@ COMMANDS: tuple[Command, ...] = (
     search.SEARCH,
     search.REPORT,
     search.SHOW,
+    deploy.EXPORT,
     source.FMT,
 )
 

@@ -1,9 +1,10 @@
 """Code generation: a standalone Python builder, and the IR as JSON.
 
 `builder_source(program)` writes a module that needs only torch: the source of
-`modules`, `network` and `netlib` (layer modules, `SparsemodNet`, `NetBuilder`),
-copied verbatim under one merged import block, followed by a `build(params)` function with the space's structure written out as plain
-`if` statements. Runtime and generated builders drive the same `NetBuilder`,
+`fusion`, `modules`, `network` and `netlib` (the fusion rule, layer modules,
+`SparsemodNet`, `NetBuilder`), copied verbatim under one merged import block,
+followed by a `build(params)` function with the space's structure written out as
+plain `if` statements. Runtime and generated builders drive the same `NetBuilder`,
 so they give the same modules, keys and outputs.
 """
 
@@ -20,11 +21,11 @@ from typing import Any
 from .. import __version__
 from ..lang import ir
 from ..lang.infer import MAX_LEN
-from . import modules, netlib, network
+from . import fusion, modules, netlib, network
 from .point import default
 
 #: The torch-only modules a generated builder embeds, each after those it imports.
-_EMBEDDED = (modules, network, netlib)
+_EMBEDDED = (fusion, modules, network, netlib)
 
 
 #: An import of an embedded module, keyed to sort as isort does: (third-party, `from`

@@ -19,6 +19,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from torch import nn
 
+from .fusion import fusion_groups
 from .modules import (
     FloatIsland,
     Recurrent,
@@ -49,30 +50,21 @@ def window(size: int, kernel: int, stride: int, pad: Tuple[int, int], what: str)
 
 # --- building ----------------------------------------------------------------------------------------
 
-_CONV = (nn.Conv1d, nn.Conv2d)
-_FUSABLE = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU)
+#: The fusion kind (`fusion.fusion_groups`) of each module type torch can fuse.
+_FUSION_KINDS = ((nn.Conv1d, "conv"), (nn.Conv2d, "conv"), (nn.Linear, "linear"),
+                 (nn.BatchNorm1d, "bn1d"), (nn.BatchNorm2d, "bn2d"), (nn.ReLU, "relu"))
+
+
+def _fusion_kind(module: nn.Module) -> str:
+    """The fusion kind of a module, or "" when torch cannot fuse it."""
+    return next((kind for cls, kind in _FUSION_KINDS if type(module) is cls), "")
 
 
 def _fusion_groups(run: List[Tuple[str, nn.Module]]) -> List[List[str]]:
     """Split a run of consecutive conv/linear/bn/relu modules into groups torch can fuse."""
-    groups: List[List[str]] = []
-    i = 0
-    while i < len(run):
-        module = run[i][1]
-        kinds = [type(m) for _, m in run[i:i + 3]]
-        size = 1
-        if isinstance(module, _CONV + (nn.Linear,)) and len(kinds) > 1:
-            if kinds[1] in (nn.BatchNorm1d, nn.BatchNorm2d):
-                triple = len(kinds) > 2 and kinds[2] is nn.ReLU and not isinstance(module, nn.Linear)
-                size = 3 if triple else 2
-            elif kinds[1] is nn.ReLU:
-                size = 2
-        elif isinstance(module, nn.BatchNorm2d) and len(kinds) > 1 and kinds[1] is nn.ReLU:
-            size = 2
-        if size > 1:
-            groups.append([path for path, _ in run[i:i + size]])
-        i += size
-    return groups
+    kinds = [_fusion_kind(module) for _, module in run]
+    return [[path for path, _ in run[start:start + size]]
+            for start, size in fusion_groups(kinds)]
 
 
 class NetBuilder:
@@ -116,7 +108,7 @@ class NetBuilder:
         self.layers[key] = module
         self.plan.append(("layer", key))
         inner = module.get_submodule(core) if core else module
-        if isinstance(inner, _FUSABLE):
+        if _fusion_kind(inner):
             self.run.append((f"layers.{key}" + (f".{core}" if core else ""), inner))
         else:
             self._flush()

@@ -1,9 +1,12 @@
 """Eager-mode int8 quantisation of built networks (post-training).
 
 `static_int8` fuses, observes activations on calibration batches and converts
-to int8 kernels (per-channel weights); layers without int8 kernels stay in
-float inside their `FloatIsland`. `dynamic_int8` quantises the weights of
-LSTM, GRU and Linear layers and quantises their activations on the fly.
+to int8 kernels (per-channel weights in TFLite's symmetric -127..127); layers
+without int8 kernels stay in float inside their `FloatIsland`; convolutions, linear
+layers, residual adds and average pooling then compute with TFLite's integer
+arithmetic (`int8_kernels`), so that the model is, bit for bit, the one `sparsemodc
+export` deploys. `dynamic_int8` quantises the
+weights of LSTM, GRU and Linear layers and quantises their activations on the fly.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ from typing import Iterable, Iterator
 
 import torch
 from torch import nn
+from torch.ao.nn import quantized as nnq
+from torch.ao.nn.intrinsic import quantized as nniq
 from torch.ao.quantization import (
+    PerChannelMinMaxObserver,
+    QConfig,
     convert,
     get_default_qconfig,
     prepare,
     quantize_dynamic,
 )
 
+from .int8_kernels import Int8Add, Int8AvgPool, Int8Conv, Int8Linear
 from .modules import FloatIsland
 from .network import SparsemodNet
 
@@ -55,7 +63,11 @@ def static_int8(
     torch.backends.quantized.engine = engine
     net = copy.deepcopy(model).eval()
     net.fuse_model()
-    net.qconfig = get_default_qconfig(engine)  # type: ignore[assignment]
+    net.qconfig = QConfig(  # type: ignore[assignment]
+        activation=get_default_qconfig(engine).activation,
+        weight=PerChannelMinMaxObserver.with_args(  # TFLite: int8 weights in -127..127
+            dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-127,
+            quant_max=127))
     for module in net.modules():
         if isinstance(module, FloatIsland):
             module.inner.qconfig = None  # type: ignore[assignment]
@@ -65,7 +77,47 @@ def static_int8(
             for batch in calibration:
                 net(batch)
         convert(net, inplace=True)
+    _tflite_arithmetic(net)
     return net
+
+
+#: Converted torch modules -> the `int8_kernels` module that computes them as TFLite does,
+#: and whether a ReLU is fused into them.
+_TFLITE_KERNELS: dict[type, tuple[type, bool]] = {
+    nnq.Conv1d: (Int8Conv, False), nnq.Conv2d: (Int8Conv, False),
+    nniq.ConvReLU1d: (Int8Conv, True), nniq.ConvReLU2d: (Int8Conv, True),
+    nnq.Linear: (Int8Linear, False), nniq.LinearReLU: (Int8Linear, True),
+}
+
+
+def _tflite_arithmetic(net: SparsemodNet) -> None:
+    """Swap the converted convolutions, linear layers, residual adds and average pools
+    for the `int8_kernels` modules that compute them as TFLite Micro does."""
+    for key, add in net.adds.items():
+        net.adds[key] = Int8Add(add.scale, add.zero_point)
+    islands = [m for m in net.modules() if isinstance(m, FloatIsland)]
+    in_float = {id(m) for island in islands for m in island.inner.modules()}
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if id(child) in in_float:
+                continue
+            if type(child) in _TFLITE_KERNELS:
+                kernel, relu = _TFLITE_KERNELS[type(child)]
+                setattr(module, name, kernel(child, relu))
+            elif isinstance(child, (nn.AvgPool1d, nn.AvgPool2d)):
+                setattr(module, name, Int8AvgPool(_dims(child), _first(child.kernel_size),
+                                                  _first(child.stride)))
+            elif isinstance(child, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+                setattr(module, name, Int8AvgPool(_dims(child)))
+
+
+def _dims(pool: nn.Module) -> int:
+    return 1 if isinstance(pool, (nn.AvgPool1d, nn.AdaptiveAvgPool1d)) else 2
+
+
+def _first(size: object) -> int:
+    """A square window's size (torch keeps some as 1-tuples or pairs)."""
+    return size if isinstance(size, int) else int(size[0])  # type: ignore[index]
 
 
 def dynamic_int8(model: nn.Module) -> nn.Module:

@@ -26,13 +26,16 @@ from ..errors import UsageError
 
 #: The operator classes with a throughput of their own (MACs per cycle).
 OP_CLASSES = ("conv", "pointwise", "depthwise", "linear", "recurrent")
+#: The kernel libraries a throughput table can be for: TFLite Micro's reference kernels,
+#: or CMSIS-NN (Arm's optimised int8 kernels, which TFLM and microTVM call).
+ENGINES = ("cmsis-nn", "tflm-reference")
 
 KB = 1024
 
 _REQUIRED = ("core", "clock_mhz", "sram_kb", "flash_kb", "reserved_ram_kb", "reserved_flash_kb",
              "source")
 _OPTIONAL = ("name", "description", "ops_per_second", "throughput")
-_THROUGHPUT = (*OP_CLASSES, "elementwise_per_cycle", "overhead_cycles")
+_THROUGHPUT = ("engine", *OP_CLASSES, "elementwise_per_cycle", "overhead_cycles")
 
 
 class TargetError(UsageError):
@@ -41,14 +44,14 @@ class TargetError(UsageError):
 
 @dataclass(frozen=True)
 class Throughput:
-    """Per-operator speed of the target's int8 kernels.
+    """Per-operator speed of the target's int8 kernels in one engine (`ENGINES`).
 
-    `macs_per_cycle` has one entry per `OP_CLASSES` class; elementwise layers
-    (pooling, activations, adds, unfolded batch norms) process
-    `elementwise_per_cycle` output elements per cycle; every layer costs
-    `overhead_cycles` more (the runtime's dispatch).
+    `macs_per_cycle` has one entry per `OP_CLASSES` class; elementwise operators
+    (pooling, activations, adds, reshapes) process `elementwise_per_cycle` elements
+    per cycle; every operator costs `overhead_cycles` more (the runtime's dispatch).
     """
 
+    engine: str
     macs_per_cycle: Mapping[str, float]
     elementwise_per_cycle: float
     overhead_cycles: float
@@ -138,7 +141,12 @@ def _parse(text: str, file: str, stem: str) -> Target:
         if not isinstance(table, dict):
             raise TargetError(f"{file}: key 'throughput': must be a table ([throughput])")
         _check_keys(table, _THROUGHPUT, (), file, "throughput.")
+        engine = table["engine"]
+        if engine not in ENGINES:
+            raise TargetError(f"{file}: key 'throughput.engine': must be one of "
+                              f"{', '.join(ENGINES)}, not {engine!r}")
         throughput = Throughput(
+            engine,
             MappingProxyType({c: _number(table, c, file, "throughput.", positive=True)
                               for c in OP_CLASSES}),
             _number(table, "elementwise_per_cycle", file, "throughput.", positive=True),

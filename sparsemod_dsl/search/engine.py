@@ -128,7 +128,7 @@ class Search:
         )
         self.objectives = list(experiment.objectives.minimize)
         self.pricer = Pricer(self.program, self.target, self._precision(),
-                             experiment.training.pruning)
+                             experiment.training.pruning and experiment.target.weights == "sparse")
         self.strategy: Strategy = make_strategy(
             experiment.stages.strategy, self.program, self.objectives, self.pricer,
             experiment.seed, fast,
@@ -173,6 +173,7 @@ class Search:
             "classes": self.data.classes,
             "target": self.config.target.name,
             "quantization": self.config.training.quantization,
+            "weights": self.config.target.weights,
             "objectives": self.objectives,
         }, indent=1) + "\n")
 
@@ -227,13 +228,14 @@ class Search:
             return Outcome("failed", str(error))
         except (RuntimeError, ValueError) as error:  # e.g. out of memory, NaNs in torch
             return Outcome("failed", f"{type(error).__name__}: {error}")
-        measured = cost(self.program, point, self.target, self._precision(), result.sparsity)
+        sparse = result.sparsity if self.pricer.sparse_flash else 0.0
+        measured = cost(self.program, point, self.target, self._precision(), sparse)
         save_network(self.results, trial_id, result.float_model.state_dict(), point,
                      self.arch_source, {"val_error": result.val_error})
         return Outcome("completed", metrics={
             "error": result.val_error,
             "flash_bytes": measured.flash_bytes,
-            "ram_bytes": measured.peak_ram_bytes,
+            "ram_bytes": measured.ram_bytes,
             "macs": measured.macs,
             "latency_ms": measured.latency_ms,
             "train_seconds": result.train_seconds,

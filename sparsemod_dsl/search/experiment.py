@@ -21,7 +21,7 @@ import os
 import re
 import tomllib
 import types
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 
@@ -161,12 +161,15 @@ class ObjectiveSettings:
 
 @dataclass(frozen=True, slots=True)
 class TargetSettings:
-    """[target]: the microcontroller (built-in name or absolute path of a TOML file) and
-    budget overrides in KB (1024 bytes)."""
+    """[target]: the microcontroller (built-in name or absolute path of a TOML file),
+    budget overrides in KB (1024 bytes), and how flash stores pruned weights: `dense`
+    int8 (what TFLite Micro and CMSIS-NN read) or `sparse` (nonzeros plus a bit mask:
+    no stock TFLite Micro kernel reads it; see docs/cost-models.md)."""
 
     name: str | None = _key(None)
     ram_kb: float | None = _key(None, _positive)
     flash_kb: float | None = _key(None, _positive)
+    weights: str = _key("dense", _one_of("dense", "sparse"))
 
     @property
     def ram_bytes(self) -> int | None:
@@ -256,7 +259,7 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
         file = (base / target.name).resolve()
         if not file.is_file():
             problems.append(f"target.name: target file not found: {file}")
-        target = TargetSettings(str(file), target.ram_kb, target.flash_kb)
+        target = replace(target, name=str(file))
     if top is None:
         return None
     arch = (base / top.arch).resolve()

@@ -1,7 +1,8 @@
 """Exact pricing of candidate points: can a point be trained, and what will it cost?
 
-Flash, peak RAM and latency are computed from the IR (`nets.cost`) well under a
-millisecond per point, exactly as the search measures them after training, so the
+Flash, RAM (TFLite Micro's arena) and latency are computed from the deployed graph
+(`nets.cost`) in about a millisecond per point, exactly as the search measures them
+after training, so the
 strategies price every candidate before choosing and the engine prices every point
 before training it. `key` names a point by its active values, by which strategies
 tell the points already tried or priced apart.
@@ -32,17 +33,21 @@ class Priced:
 
 @dataclass(frozen=True)
 class Pricer:
-    """Checks points and computes their exact objectives (flash bytes, peak RAM bytes,
-    latency ms) as the search will measure them after training."""
+    """Checks points and computes their exact objectives (flash bytes, arena bytes,
+    latency ms) as the search will measure them after training.
+
+    `sparse_flash`: pruned weights are stored sparse (experiment key `target.weights`),
+    so flash is priced at the sparsity pruning will reach; else dense, whatever pruning.
+    """
 
     program: ir.Program
     target: Target | None
     precision: str
-    pruning: bool
+    sparse_flash: bool
 
     def sparsity(self, point: Mapping[str, object]) -> float:
-        """The sparsity training will reach: pruning ends at the point's threshold."""
-        if not self.pruning:
+        """The sparsity flash is priced at: pruning ends at the point's threshold."""
+        if not self.sparse_flash:
             return 0.0
         return float(active(self.program, point).get(PRUNE_THRESHOLD, 0.0))
 
@@ -52,7 +57,7 @@ class Pricer:
         if not check:
             return Priced(check.reason, {})
         report = cost(self.program, point, self.target, self.precision, self.sparsity(point))
-        values = {"flash": float(report.flash_bytes), "ram": float(report.peak_ram_bytes),
+        values = {"flash": float(report.flash_bytes), "ram": float(report.ram_bytes),
                   "latency": float(report.latency_ms or 0.0), "params": float(report.params),
                   "macs": float(report.macs)}
         if self.target is not None:

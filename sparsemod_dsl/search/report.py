@@ -136,15 +136,18 @@ def show(results: Path, trial_id: int) -> str:
     space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
     target = load_target(info["target"]) if info.get("target") else None
     precision = "float32" if info.get("quantization") == "none" else "int8"
-    measured = cost(space.program, trial.params, target, precision, trial.sparsity or 0.0)
-    rows = [[r.name, r.op, "x".join(map(str, r.output)), f"{r.params:,}", f"{r.macs:,}",
-             f"{r.ram_bytes / 1024:.1f}" + (" <- peak" if r.name == measured.peak_layer else "")]
+    sparse = (trial.sparsity or 0.0) if info.get("weights") == "sparse" else 0.0
+    measured = cost(space.program, trial.params, target, precision, sparse)
+    rows = [[r.name, r.op, ", ".join(r.folded), "x".join(map(str, r.output)), f"{r.params:,}",
+             f"{r.macs:,}",
+             f"{r.live_bytes / 1024:.1f}" + (" <- peak" if r.name == measured.peak_op else "")]
             for r in measured.layers]
-    lines += ["", table(rows, ["layer", "op", "output", "params", "MACs", "live RAM KB"], left=2),
-              ""]
+    lines += ["", table(rows, ["operator", "TFLite op", "folded in", "output", "params", "MACs",
+                               "live KB"], left=4), ""]
     lines.append(
         f"validation error {_pct(trial.error)}%, test error {_pct(trial.extra.get('test_error'))}%"
-        f", flash {_kb(measured.flash_bytes)} KB, peak RAM {_kb(measured.peak_ram_bytes)} KB"
+        f", flash {_kb(measured.flash_bytes)} KB, RAM {_kb(measured.ram_bytes)} KB TFLM arena"
+        f" ({_kb(measured.activation_bytes)} KB activations, {_kb(measured.live_bytes)} KB live)"
         f" ({precision}, {_pct(trial.sparsity)}% of weights pruned), {measured.macs:,} MACs"
         + (f", {measured.latency_ms:.2f} ms on {target.name}" if target and measured.latency_ms
            is not None else "")

@@ -1,28 +1,31 @@
 """The cost models (`cost`) against the built PyTorch networks, and their API and CLI.
 
-The main properties, for hypothesis-drawn points of every stdlib space, the example
-and the zoo (a space with every layer and construct):
+The cost model prices the deployed graph (`graph`: what TensorFlow Lite Micro runs);
+tests/nets/test_tflite.py checks its flash and RAM against TFLM itself. Here, for
+hypothesis-drawn points of every stdlib space, the example and the zoo (a space with
+every layer and construct):
 
-- the parameter count equals `sum(p.numel())` of `builder.build`'s module, exactly;
+- the parameter count equals `sum(p.numel())` of the built module after torch's fusion
+  (`fuse_model`: batch norm folded, as deployed), exactly;
 - convolution and linear MACs equal torch's `FlopCounterMode` FLOPs / 2;
-- peak RAM (float32 activations) equals the peak of live activation tensors observed
-  while the built float module runs (`observed_peak_bytes` explains the observation);
-- int8 flash equals the bytes of the quantised module's weights (the issue asks 10 %).
+- the flash model is within 5% of the `.tflite` file the backend writes (the issue's bound);
+- RAM: the live-tensor bound, the activation area and the arena, by hand on small
+  networks, and the planner's invariants.
 
 The forward-pass checks draw from a bounded part of each space (`SMALL`: at most
 80 steps per sequence, 64 hidden units, 48 filters) and skip networks with more
-than `helpers.MAX_WEIGHTS` weights, since the largest sequence networks take
-seconds per pass; the parameter check covers whole spaces.
+than `helpers.MAX_WEIGHTS` weights.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+import numpy as np
 import pytest
 import torch
 from helpers import (
@@ -38,22 +41,21 @@ from helpers import (
 )
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from torch import nn
-from torch.ao.nn import quantized as nnq
-from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 from torch.utils.flop_counter import FlopCounterMode
 
 from sparsemod_dsl import cli
 from sparsemod_dsl.errors import UsageError
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.lang.compiler import compile_source
-from sparsemod_dsl.lang.layers import LAYERS
 from sparsemod_dsl.nets import cost, point
 from sparsemod_dsl.nets.builder import bind, build
+from sparsemod_dsl.nets.deploy.int8 import Int8Graph, Int8Op, QParams
+from sparsemod_dsl.nets.deploy.tflite import tflite_model
+from sparsemod_dsl.nets.graph import deployed_graph
 from sparsemod_dsl.nets.modules import FloatIsland, Recurrent
 from sparsemod_dsl.nets.network import SparsemodNet
+from sparsemod_dsl.nets.planner import buffers, greedy_area, lifetimes, live_bytes
 from sparsemod_dsl.nets.point import PointError
-from sparsemod_dsl.nets.quantize import static_int8
 from sparsemod_dsl.nets.targets import Target, Throughput, builtin_targets, load_target
 from sparsemod_dsl.space import compile_file
 
@@ -62,8 +64,6 @@ FILES = {path.stem: path for path in PROGRAM_FILES}
 
 #: Upper bounds of integer parameters (by the last part of their name) for forward passes.
 SMALL = {"max_len": 80, "hidden": 64, "filters": 48}
-
-
 
 def relaxed(examples: int) -> settings:
     """Hypothesis settings for tests that build networks: no deadline, filtering allowed."""
@@ -111,18 +111,23 @@ def example(prog: ir.Program, pt: point.Point) -> torch.Tensor:
 # --- parameters and MACs --------------------------------------------------------------------
 
 
-def test_every_layer_of_the_language_has_a_cost_model() -> None:
-    assert set(cost.SPECS) == set(LAYERS)
+def fused_parameters(net: SparsemodNet) -> int:
+    """Parameters of the built module after torch folds its batch norms (eval mode)."""
+    fused = copy.deepcopy(net).eval()
+    fused.fuse_model()
+    return sum(p.numel() for p in fused.parameters())
 
 
 @pytest.mark.parametrize("name", [*SPACES])
 @relaxed(30)
 @given(data=st.data())
-def test_parameter_count_equals_the_built_module(name: str, data: st.DataObject) -> None:
+def test_parameters_equal_the_built_module_with_batch_norm_folded(
+    name: str, data: st.DataObject
+) -> None:
     prog = SPACES[name]
     pt = data.draw(points(prog))
     valid(prog, pt)
-    assert cost.cost(prog, pt).params == weights(build(prog, pt))
+    assert cost.cost(prog, pt).params == fused_parameters(build(prog, pt))
 
 
 #: FlopCounterMode operators of convolutions and linear layers.
@@ -153,135 +158,39 @@ def test_conv_and_linear_macs_equal_the_flop_counter(name: str, data: st.DataObj
     prog = SPACES[name]
     pt = data.draw(points(prog, SMALL))
     net = small_net(prog, pt)
-    report = cost.cost(prog, pt)
-    ir_macs = sum(row.macs for row in report.layers if row.op not in ("lstm", "gru"))
+    graph = deployed_graph(prog, pt)
+    ir_macs = sum(op.macs for op in graph.ops
+                  if op.mac_class not in ("recurrent", "") and op.emulates != "batchnorm")
     flops = conv_linear_flops(net, example(prog, pt))
     assert math.isclose(ir_macs, flops / 2, rel_tol=0.01), (ir_macs, flops / 2)
 
 
-# --- peak RAM ------------------------------------------------------------------------------
-
-_PADS = (nn.ZeroPad2d, nn.ConstantPad1d)
-_STUBS = (torch.ao.quantization.QuantStub, torch.ao.quantization.DeQuantStub)
+# --- RAM ---------------------------------------------------------------------------------------
 
 
-def _nbytes(t: torch.Tensor) -> int:
-    return t.numel() * t.element_size()
+PLAIN = """
+arch plain(input: image(2, 10, 10), classes = 4)
+network {
+    conv2d(filters = 6, kernel = 3, padding = "valid") batchnorm relu
+    maxpool(2)
+    flatten
+    linear(classes)
+}
+"""
 
 
-def _key(t: torch.Tensor) -> tuple[int, int, int]:
-    """The same data: views (flatten, the steps fold) share storage, offset and size."""
-    return (t.untyped_storage().data_ptr(), int(t.storage_offset()), t.numel())
-
-
-def observed_ram_bytes(net: SparsemodNet, x: torch.Tensor) -> list[int]:
-    """Bytes of activation tensors alive at once while each layer (and residual add) of
-    `net` runs on `x`, in execution order: the largest sum over its kernel calls.
-
-    Forward hooks record every kernel call in order: the leaf modules inside each
-    layer (a padding module is not a kernel: the kernel after it reads the unpadded
-    tensor, as MCU kernels pad on the fly; quant stubs are identities in float), and
-    the residual adds (`FloatFunctional.add`, wrapped). A kernel holds its input and
-    its output; an LSTM/GRU holds the layer's input, its output (the last step or all
-    steps, as the layer returns) and its state (h, and c for an LSTM). Besides, a
-    tensor passed to a residual add is alive from the call that made it to the add,
-    and counts at every call in between that does not read it.
-    """
-    calls: list[tuple[int, tuple[int, int, int], int]] = []  # (layer, running input, held)
-    made: dict[tuple[int, int, int], int] = {_key(x): -1}  # tensor -> call that made it
-    adds: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # (call, body output, kept)
-    unpadded: dict[int, torch.Tensor] = {}
-    state: list[int] = []
-    layers = [0]  # layers and adds begun so far
-    keep: list[torch.Tensor] = [x]  # hold every tensor so that storage is not reused
-
-    def record(running: torch.Tensor, held: int, out: torch.Tensor) -> None:
-        keep.extend((running, out))
-        made.setdefault(_key(out), len(calls))
-        calls.append((layers[0], _key(running), held))
-
-    def begin(module: nn.Module, args: tuple[Any, ...]) -> None:
-        layers[0] += 1
-
-    def kernel(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-        if isinstance(module, _PADS):
-            unpadded[id(out)] = args[0]
-            keep.append(out)
-        elif isinstance(module, (nn.LSTM, nn.GRU)):
-            state.append(sum(_nbytes(t) for t in (out[1] if isinstance(out[1], tuple)
-                                                  else (out[1],))))
-        elif not isinstance(module, _STUBS):
-            running = unpadded.get(id(args[0]), args[0])
-            record(running, _nbytes(running) + _nbytes(out), out)
-
-    def island(module: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> None:
-        if isinstance(module.inner, Recurrent):
-            record(args[0], _nbytes(args[0]) + _nbytes(out) + state.pop(), out)
-
-    def wrap(add: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        def recorded(body: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-            out = add(body, kept)
-            layers[0] += 1
-            adds.append((len(calls), body, kept))
-            record(body, _nbytes(body) + _nbytes(kept) + _nbytes(out), out)
-            return out
-        return recorded
-
-    handles = [m.register_forward_pre_hook(begin) for m in net.layers.values()]
-    handles += [m.register_forward_hook(island) for m in net.layers.values()
-                if isinstance(m, FloatIsland)]
-    handles += [m.register_forward_hook(kernel) for layer in net.layers.values()
-                for m in layer.modules() if not list(m.children())]
-    for functional in net.adds.values():
-        functional.add = wrap(functional.add)  # type: ignore[assignment,arg-type]
-    try:
-        with torch.no_grad():
-            net(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        for functional in net.adds.values():
-            del functional.add
-    ram = [0] * layers[0]
-    for index, (layer, running, held) in enumerate(calls):
-        operands = {running} | {_key(t) for call, body, kept in adds if call == index
-                                for t in (body, kept)}
-        alive = {_key(kept): _nbytes(kept) for call, _, kept in adds
-                 if made[_key(kept)] < index < call and _key(kept) not in operands}
-        ram[layer - 1] = max(ram[layer - 1], held + sum(alive.values()))
-    return ram
-
-
-@pytest.mark.parametrize("name", [*SPACES])
-@relaxed(25)
-@given(data=st.data())
-def test_ram_of_every_layer_equals_the_live_tensors_of_a_forward_pass(
-    name: str, data: st.DataObject
-) -> None:
-    prog = SPACES[name]
-    pt = data.draw(points(prog, SMALL))
-    net = small_net(prog, pt)
-    report = cost.cost(prog, pt, quant="float32")
-    observed = observed_ram_bytes(net, example(prog, pt))
-    assert [row.ram_bytes for row in report.layers] == observed
-    assert report.peak_ram_bytes == max(observed)
-    assert cost.cost(prog, pt).peak_ram_bytes * 4 == report.peak_ram_bytes
-
-
-def test_peak_ram_of_a_plain_network_is_the_largest_input_plus_output() -> None:
-    prog = compile_source(src("""
-        arch plain(input: image(2, 10, 10), classes = 4)
-        network {
-            conv2d(filters = 6, kernel = 3)
-            maxpool(2)
-            flatten
-            linear(classes)
-        }
-    """), "plain.arch")
-    report = cost.cost(prog, {})
-    assert [row.ram_bytes for row in report.layers] == [
-        200 + 600, 600 + 150, 150 + 150, 150 + 4]
-    assert (report.peak_ram_bytes, report.peak_layer) == (800, "conv2d")
+def test_a_plain_network_holds_an_operators_input_and_output() -> None:
+    report = cost.cost(compile_source(src(PLAIN), "plain.arch"), {})
+    # conv 2x10x10 -> 6x8x8 (batch norm and ReLU fused), pool -> 6x4x4, reshape, FC
+    assert [(row.op, row.folded) for row in report.layers] == [
+        ("CONV_2D", ("batchnorm", "relu")), ("MAX_POOL_2D", ()), ("RESHAPE", ()),
+        ("FULLY_CONNECTED", ())]
+    assert [row.live_bytes for row in report.layers] == [
+        200 + 384, 384 + 96, 96 + 96, 96 + 4]
+    assert (report.live_bytes, report.peak_op) == (584, "conv2d")
+    # TFLM's planner rounds buffers up to 16 bytes: 208 + 384
+    assert report.activation_bytes == 592
+    assert report.ram_bytes == report.activation_bytes + report.persistent_bytes
 
 
 def test_a_residual_keeps_its_input_alive_until_the_add() -> None:
@@ -298,65 +207,69 @@ def test_a_residual_keeps_its_input_alive_until_the_add() -> None:
     """), "res.arch")
     rows = {row.name: row for row in cost.cost(prog, {}).layers}
     x = 4 * 64
-    # sepconv2d: its input is the kept tensor; then depthwise output + output + kept input
-    assert rows["sepconv2d"].ram_bytes == max(x + 2 * x, 2 * x + x + x)
-    assert rows["relu"].ram_bytes == x + x + x
-    assert rows["residual"].ram_bytes == 3 * x
-    assert rows["global_avg_pool"].ram_bytes == x + 4
+    # the depthwise part makes 8 channels from the kept input, the pointwise part 4 more
+    assert rows["sepconv2d.depthwise"].live_bytes == x + 2 * x
+    assert rows["sepconv2d"].folded == ("relu",)
+    assert rows["sepconv2d"].live_bytes == x + 2 * x + x
+    assert rows["residual"].live_bytes == 3 * x
+
+
+@pytest.mark.parametrize("name", [n for n in SPACES if n != "zoo"])
+@relaxed(20)
+@given(data=st.data())
+def test_the_memory_plan_overlaps_no_live_buffers_and_beats_no_bound(
+    name: str, data: st.DataObject
+) -> None:
+    prog = SPACES[name]
+    pt = data.draw(points(prog))
+    valid(prog, pt)
+    graph = deployed_graph(prog, pt)
+    planned = buffers(graph)
+    area = greedy_area(planned)
+    assert live_bytes(planned) <= area <= sum(b.size for b in planned)
+    assert all(b.size % 16 == 0 and b.first <= b.last for b in planned)
+    assert set(lifetimes(graph)) == {t.index for t in graph.tensors}
+    report = cost.price(graph)
+    assert report.activation_bytes == area and report.live_bytes <= area
+    assert report.live_bytes == max(row.live_bytes for row in report.layers)
 
 
 # --- flash ------------------------------------------------------------------------------------
 
 
-def quantised_weight_bytes(model: nn.Module) -> int:
-    """Bytes of the constants of a quantised network, read off its modules: int8
-    weights (1 B), per-channel scales and zero points (float32 + int32 = 8 B per
-    channel; torch keeps float64 + int64 in memory), biases (4 B), and 2 x 4 B per
-    channel for a batch norm that no convolution absorbed (its four vectors reduce to
-    a scale and a shift). Activation scales are runtime metadata, not counted."""
-    total = 0
-
-    def weight(w: torch.Tensor) -> int:
-        per_channel = w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
-        return w.numel() + 8 * (len(w.q_per_channel_scales()) if per_channel else 1)
-
-    for module in model.modules():
-        if isinstance(module, (nnq.Conv1d, nnq.Conv2d, nnq.Linear)):
-            bias = module.bias()
-            total += weight(module.weight()) + (0 if bias is None else 4 * bias.numel())
-        elif hasattr(module, "get_weight"):  # dynamic LSTM / GRU
-            total += sum(weight(w) for w in module.get_weight().values())
-            total += sum(4 * b.numel() for b in module.get_bias().values())
-        elif isinstance(module, (nnq.BatchNorm2d, nn.BatchNorm1d, nn.BatchNorm2d)):
-            total += 2 * 4 * module.num_features
-    return total
+def dummy_int8(graph: Any) -> Int8Graph:
+    """The graph with zero int8 numbers: files of the right sizes, without torch."""
+    ops = []
+    for op in graph.ops:
+        if not op.weights:
+            ops.append(Int8Op(op))
+            continue
+        channels = op.weights[-1] if op.code == "DEPTHWISE_CONV_2D" else op.weights[0]
+        q = QParams(np.ones(channels, np.float32), np.zeros(channels, np.int64))
+        bias = np.zeros(op.bias, np.int32) if op.bias else None
+        ops.append(Int8Op(op, np.zeros(op.weights, np.int8), q, bias,
+                          QParams(np.ones(op.bias, np.float32), np.zeros(op.bias, np.int64))
+                          if op.bias else None))
+    return Int8Graph(graph, tuple(QParams.of(1.0, 0) for _ in graph.tensors), tuple(ops))
 
 
-@pytest.mark.parametrize("name", [*SPACES])
-@relaxed(12)
+@pytest.mark.parametrize("name", ["sparse_cnn", "sparse_cnn_seq", "ds_cnn", "mbconv",
+                                  "quickstart"])
+@relaxed(15)
 @given(data=st.data())
-def test_int8_flash_equals_the_weights_of_the_quantised_module(
-    name: str, data: st.DataObject
-) -> None:
+def test_int8_flash_is_the_size_of_the_tflite_file(name: str, data: st.DataObject) -> None:
     prog = SPACES[name]
-    pt = data.draw(points(prog, SMALL))
-    net = small_net(prog, pt)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantised = static_int8(net, [example(prog, pt)])
-        # LSTM/GRU stay float in static_int8; dynamic quantisation with per-channel
-        # weights, as the cost model assumes, gives their deployed int8 form.
-        quantised = quantize_dynamic(
-            quantised, {nn.LSTM: per_channel_dynamic_qconfig, nn.GRU: per_channel_dynamic_qconfig},
-            dtype=torch.qint8)
-    # The issue asks for agreement within 10 %; the accounting above is exact.
-    assert cost.cost(prog, pt).flash_bytes == quantised_weight_bytes(quantised)
+    pt = data.draw(points(prog))
+    valid(prog, pt)
+    graph = deployed_graph(prog, pt)
+    written = len(tflite_model(dummy_int8(graph)))
+    assert cost.price(graph).flash_bytes == pytest.approx(written, rel=0.05)
 
 
 @pytest.mark.parametrize("name", [*SPACES])
 @relaxed(10)
 @given(data=st.data(), sparsities=st.lists(st.floats(0.0, 0.999), min_size=2, max_size=5))
-def test_sparsity_lowers_flash_and_never_raises_it_above_dense(
+def test_sparse_weights_lower_flash_and_never_raise_it_above_dense(
     name: str, data: st.DataObject, sparsities: list[float]
 ) -> None:
     prog = SPACES[name]
@@ -364,57 +277,44 @@ def test_sparsity_lowers_flash_and_never_raises_it_above_dense(
     valid(prog, pt)
     for quant in cost.QUANTS:
         dense = cost.cost(prog, pt, quant=quant).flash_bytes
-        flashes = [cost.cost(prog, pt, quant=quant, sparsity=s).flash_bytes
+        flashes = [cost.cost(prog, pt, quant=quant, sparse_weights=s).flash_bytes
                    for s in sorted(sparsities)]
         assert all(f <= dense for f in flashes)
         assert flashes == sorted(flashes, reverse=True)
 
 
-def test_pruning_most_weights_really_lowers_flash() -> None:
+def test_sparse_weights_are_nonzeros_and_a_bit_mask_only_when_asked() -> None:
     prog = compile_source(src("""
         arch fc(input: image(1, 10, 10), classes = 10)
         network { flatten linear(units = 50, bias = false) linear(classes, bias = false) }
     """), "fc.arch")
     dense = cost.cost(prog, {})
-    weights_, channels = 100 * 50 + 50 * 10, 50 + 10
-    assert dense.flash_bytes == weights_ + 8 * channels
-    pruned = cost.cost(prog, {}, sparsity=0.9)
+    rows = [row for row in dense.layers if row.op == "FULLY_CONNECTED"]
+    assert [row.flash_bytes for row in rows] == [100 * 50, 50 * 10]
+    pruned = cost.cost(prog, {}, sparse_weights=0.9)
+    rows = [row for row in pruned.layers if row.op == "FULLY_CONNECTED"]
     # 10 % nonzero int8 weights + a 1-bit mask per weight (5000 and 500 weights)
-    assert pruned.flash_bytes == (500 + 625) + (50 + 63) + 8 * channels
+    assert [row.flash_bytes for row in rows] == [500 + 625, 50 + 63]
+    assert dense.flash_bytes - pruned.flash_bytes > 3500
     # at 1/8 sparsity the mask costs more than it saves: dense stays
-    assert cost.cost(prog, {}, sparsity=0.1).flash_bytes == dense.flash_bytes
+    assert cost.cost(prog, {}, sparse_weights=0.1).flash_bytes == dense.flash_bytes
 
 
-@pytest.mark.parametrize("name", [*SPACES])
-@relaxed(10)
-@given(data=st.data())
-def test_float32_weights_cost_four_times_int8(name: str, data: st.DataObject) -> None:
-    """float32 - int8 flash = 3 B per weight - 8 B of qparams per output channel, for
-    every weight tensor of the built module; biases and batch norms cost the same."""
-    prog = SPACES[name]
-    pt = data.draw(points(prog))
-    valid(prog, pt)
-    net = build(prog, pt)
-    tensors = [p for n, p in net.named_parameters()
-               if n.rsplit(".", 1)[-1].startswith("weight") and p.dim() > 1]
-    difference = sum(3 * w.numel() - 8 * w.shape[0] for w in tensors)
-    assert (cost.cost(prog, pt, quant="float32").flash_bytes
-            - cost.cost(prog, pt).flash_bytes) == difference
-
-
-def test_folded_batch_norms_cost_no_flash_but_a_bias_where_the_conv_had_none() -> None:
+def test_folded_batch_norms_cost_nothing_but_a_bias_where_the_conv_had_none() -> None:
     prog = compile_source(src("""
         arch bn(input: image(1, 6, 6), classes = 3)
         network {
             conv2d(filters = 4, kernel = 3, bias = false) batchnorm relu
             conv2d(filters = 4, kernel = 3) batchnorm
-            relu batchnorm
+            maxpool(2) batchnorm
             flatten linear(classes)
         }
     """), "bn.arch")
-    rows = [row for row in cost.cost(prog, {}).layers if row.op == "batchnorm"]
-    assert [row.flash_bytes for row in rows] == [4 * 4, 0, 2 * 4 * 4]
-    assert [row.params for row in rows] == [8, 8, 8]
+    rows = cost.cost(prog, {}).layers
+    assert [(row.op, row.params) for row in rows[:4]] == [
+        ("CONV_2D", 4 * 9 + 4), ("CONV_2D", 4 * 36 + 4), ("MAX_POOL_2D", 0),
+        ("DEPTHWISE_CONV_2D", 4 + 4)]  # the batch norm after pooling: a 1x1 depthwise
+    assert rows[0].folded == ("batchnorm", "relu") and rows[3].folded == ()
 
 
 # --- latency and budgets -------------------------------------------------------------------
@@ -427,10 +327,12 @@ def test_latency_adds_per_operator_cycles_divided_by_the_clock() -> None:
     """), "one.arch")
     rates = {"conv": 0.5, "pointwise": 1.0, "depthwise": 0.25, "linear": 0.2, "recurrent": 0.1}
     target = Target("t", "", "M4", 100.0, 2**16, 2**20, 0, 0,
-                    Throughput(rates, elementwise_per_cycle=2.0, overhead_cycles=10.0), None, "")
+                    Throughput("cmsis-nn", rates, elementwise_per_cycle=2.0,
+                               overhead_cycles=10.0), None, "")
     report = cost.cost(prog, {}, target)
     conv, linear = 16 * 3 * 2 * 9, 48 * 5
-    cycles = [conv / 0.5 + 10, 48 / 2.0 + 10, 10, linear / 0.2 + 10]
+    # conv with the ReLU fused, a reshape moving 48 elements, the linear layer
+    cycles = [conv / 0.5 + 10, 48 / 2.0 + 10, linear / 0.2 + 10]
     assert [row.latency_ms for row in report.layers] == pytest.approx(
         [c / 100e3 for c in cycles])
     assert report.latency_ms == pytest.approx(sum(cycles) / 100e3)
@@ -451,22 +353,22 @@ def test_latency_falls_back_to_macs_per_second_without_throughput(tmp_path: Path
 
 @pytest.mark.parametrize("name", [*SPACES])
 @relaxed(10)
-@given(data=st.data(), sparsity=st.floats(0.0, 0.95), quant=st.sampled_from([*cost.QUANTS]))
+@given(data=st.data(), sparse=st.floats(0.0, 0.95), quant=st.sampled_from([*cost.QUANTS]))
 def test_fits_agrees_with_comparing_the_costs_to_the_budgets(
-    name: str, data: st.DataObject, sparsity: float, quant: str
+    name: str, data: st.DataObject, sparse: float, quant: str
 ) -> None:
     prog = SPACES[name]
     pt = data.draw(points(prog))
     valid(prog, pt)
-    report = cost.cost(prog, pt, quant=quant, sparsity=sparsity)
+    report = cost.cost(prog, pt, quant=quant, sparse_weights=sparse)
     for target in builtin_targets():
-        fit = cost.fits(prog, pt, target, quant, sparsity)
-        ram_ok = report.peak_ram_bytes <= target.ram_budget_bytes
+        fit = cost.fits(prog, pt, target, quant, sparse)
+        ram_ok = report.ram_bytes <= target.ram_budget_bytes
         flash_ok = report.flash_bytes <= target.flash_budget_bytes
         assert fit.ok == bool(fit) == (ram_ok and flash_ok)
-        assert (fit.ram_bytes, fit.flash_bytes) == (report.peak_ram_bytes, report.flash_bytes)
+        assert (fit.ram_bytes, fit.flash_bytes) == (report.ram_bytes, report.flash_bytes)
         assert fit.ram_budget_bytes == target.sram_bytes - target.reserved_ram_bytes
-        assert ("peak RAM" in fit.reason) == (not ram_ok)
+        assert ("RAM (TFLM arena)" in fit.reason) == (not ram_ok)
         assert ("flash" in fit.reason) == (not flash_ok)
         assert "\n" not in fit.reason and (fit.ok or " KB" in fit.reason)
 
@@ -476,13 +378,16 @@ def test_a_wide_network_on_64x64_images_fits_the_f746_but_not_the_f446() -> None
     pt = {"stage": 4, **{f"stage[{i}].width": 96 for i in range(1, 5)},
           **{f"stage[{i}].first.expand": 6 for i in range(1, 5)}}
     report = cost.cost(prog, pt)
-    # stage 2 expands 96 channels x 6 at 16 x 16: its batch norm holds 576 x 16 x 16 in and out
-    assert (report.peak_layer, report.peak_ram_bytes) == ("stage[2].first.batchnorm",
-                                                          2 * 576 * 16 * 16)
+    # stage 2 expands 96 channels x 6 at 16 x 16 (batch norm and ReLU6 fused); its strided
+    # depthwise convolution holds that expansion and its 8 x 8 output at once
+    assert report.peak_op == "stage[2].first.dwconv2d"
+    assert report.live_bytes == 576 * 16 * 16 + 576 * 8 * 8
     assert cost.fits(prog, pt, load_target("stm32f746"))
     fit = cost.fits(prog, pt, load_target("stm32f446"))
     assert not fit
-    assert fit.reason == "does not fit stm32f446: peak RAM 288.0 KB > 112.0 KB budget"
+    assert fit.reason == (f"does not fit stm32f446: RAM (TFLM arena) "
+                          f"{report.ram_bytes / 1024:.1f} KB > 112.0 KB budget; flash "
+                          f"{report.flash_bytes / 1024:.1f} KB > 448.0 KB budget")
 
 
 # --- API errors, Space, CLI ------------------------------------------------------------------
@@ -504,7 +409,7 @@ def test_invalid_points_and_arguments_are_clear_errors() -> None:
     with pytest.raises(UsageError, match="int8 or float32"):
         cost.cost(prog, {}, quant="int4")
     with pytest.raises(UsageError, match=r"\[0, 1\)"):
-        cost.cost(prog, {}, sparsity=1.0)
+        cost.cost(prog, {}, sparse_weights=1.0)
 
 
 def test_space_cost_and_fits_accept_a_target_name_and_validate() -> None:
@@ -526,7 +431,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_cli_cost_prints_the_summary_and_marks_the_peak_layer(
+def test_cli_cost_prints_the_summary_and_marks_the_peak_operator(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     params = tmp_path / "p.json"
@@ -536,22 +441,27 @@ def test_cli_cost_prints_the_summary_and_marks_the_peak_layer(
     assert code == 0 and not err
     report = cost.cost(program("quickstart"), json.loads(params.read_text()),
                        load_target("stm32f746"))
-    assert f"parameters  {report.params:,}" in out
-    assert f"peak RAM    {report.peak_ram_bytes / 1024:.1f} KB" in out
-    assert f"set by {report.peak_layer}" in out and "fits        yes" in out
-    peak_lines = [line for line in out.splitlines() if line.endswith("<- peak RAM")]
-    assert len(peak_lines) == 1 and peak_lines[0].startswith(report.peak_layer + " ")
-    assert len([line for line in out.splitlines() if line.startswith("layer[")]) == 6
+    assert f"parameters  {report.params:,} (batch norm folded)" in out
+    assert f"RAM         {report.ram_bytes / 1024:.1f} KB ({report.ram_bytes:,} bytes)" in out
+    assert f"flash       {report.flash_bytes / 1024:.1f} KB" in out and ".tflite" in out
+    assert f"activation area {report.activation_bytes / 1024:.1f} KB" in out
+    assert f"set by {report.peak_op}" in out and "fits        yes" in out
+    assert "runtime: TensorFlow Lite Micro" in out and "cmsis-nn kernels" in out
+    peak_lines = [line for line in out.splitlines() if line.endswith("<- most live bytes")]
+    assert len(peak_lines) == 1 and peak_lines[0].startswith(report.peak_op + " ")
+    assert len([line for line in out.splitlines() if line.startswith("layer[")]) == len(
+        [row for row in report.layers if row.name.startswith("layer[")])
 
 
 def test_cli_cost_json_is_the_full_report(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "cost", str(FILES["ds_cnn"]), "--target", "nrf52840",
-                       "--quant", "float32", "--sparsity", "0.5", "--json")
+                       "--quant", "float32", "--sparse-weights", "0.5", "--json")
     assert code == 0
     data = json.loads(out)
     report = cost.cost(program("ds_cnn"), {}, load_target("nrf52840"), "float32", 0.5)
     assert data["flash_bytes"] == report.flash_bytes and data["macs"] == report.macs
-    assert len(data["layers"]) == len(report.layers) and data["peak_layer"] == report.peak_layer
+    assert len(data["layers"]) == len(report.layers) and data["peak_op"] == report.peak_op
+    assert data["ram_bytes"] == report.ram_bytes and data["runtime"] == cost.RUNTIME
     assert data["fit"]["ok"] == cost.fit(report, load_target("nrf52840")).ok
 
 
@@ -567,7 +477,7 @@ def test_cli_cost_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     bad.write_text("[1, 2]")
     code, _, err = run(capsys, "cost", file, "--params", str(bad), "--target", "nrf52840")
     assert code == 2 and "JSON object" in err
-    code, _, err = run(capsys, "cost", file, "--target", "nrf52840", "--sparsity", "1")
+    code, _, err = run(capsys, "cost", file, "--target", "nrf52840", "--sparse-weights", "1")
     assert code == 2 and "not a sparsity" in err
 
 
@@ -578,4 +488,24 @@ def test_cli_targets_lists_the_builtin_targets(capsys: pytest.CaptureFixture[str
         line = next(line for line in out.splitlines() if line.startswith(target.name + " "))
         assert target.core in line and f"{target.clock_mhz:g} MHz" in line
         assert f"{target.sram_bytes // 1024} KB" in line and target.source in line
+        assert target.throughput is not None and target.throughput.engine in line
     assert "--target" in out and "KB = 1024 bytes" in out
+
+
+def test_cli_cost_measure_runs_the_point_in_tflite_micro(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("tflite_micro", reason="needs the deploy extra (tflite-micro)")
+    code, out, err = run(capsys, "cost", str(EXAMPLE), "--target", "stm32f446", "--measure")
+    assert code == 0, err
+    table = out.split("measured by TensorFlow Lite Micro", 1)[1].splitlines()
+    rows = {line.rsplit(None, 3)[0]: line.split()[-3:] for line in table[2:] if line.strip()}
+    assert set(rows) == {"flash (.tflite file)", "arena total", "activation area",
+                         "persistent data"}
+    assert rows["activation area"][0] == rows["activation area"][1]
+    for model, truth, _ in rows.values():
+        model_bytes, tflm_bytes = (int(v.replace(",", "")) for v in (model, truth))
+        assert model_bytes == pytest.approx(tflm_bytes, rel=0.05)
+    code, _, err = run(capsys, "cost", str(EXAMPLE), "--target", "stm32f446", "--measure",
+                       "--quant", "float32")
+    assert code == 2 and "int8" in err

@@ -40,6 +40,7 @@ from torch.ao.nn.quantized import dynamic as nnqd
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.nets import point
 from sparsemod_dsl.nets.builder import build
+from sparsemod_dsl.nets.int8_kernels import Int8Add, Int8Linear
 from sparsemod_dsl.nets.modules import FloatIsland, Recurrent
 from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.nets.quantize import dynamic_int8, static_int8
@@ -157,7 +158,7 @@ def test_static_int8_of_a_residual_network_uses_quantized_adds() -> None:
     net = sensitive(prog, pt, calibration)
     assert len(net.adds) == 3
     q = static_int8(net, calibration)
-    assert all(isinstance(add, nnq.QFunctional) for add in q.adds.values())
+    assert all(isinstance(add, Int8Add) for add in q.adds.values())
     x = batch(prog, pt, n=16, seed=5)
     with torch.no_grad():
         assert centered_correlation(net(x), q(x)) > 0.8
@@ -176,7 +177,7 @@ def test_unfused_batch_norms_stay_float() -> None:
     q = static_int8(net.eval(), [batch(prog, pt, n=4)])
     island = q.layers["batchnorm__4"]
     assert isinstance(island, FloatIsland) and type(island.inner.bn) is nn.BatchNorm1d
-    assert isinstance(q.layers["linear"], nnq.Linear)
+    assert isinstance(q.layers["linear"], Int8Linear) and isinstance(q.layers["linear"].inner, nnq.Linear)
 
 
 # --- dynamic int8 -------------------------------------------------------------------------

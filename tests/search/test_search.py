@@ -105,9 +105,9 @@ def test_every_stage_runs_and_results_are_written(tmp_path: Path) -> None:
 ONE_POINT = "[stages]\nsobol = 2\nbo_rounds = 0\nmorph_rounds = 0\nepochs = [2, 1, 1]\n"
 
 
-def single_run(folder: Path, training: str) -> list:
+def single_run(folder: Path, training: str, **sections: str) -> list:
     folder.mkdir()
-    engine, _ = search(experiment(folder, stages=ONE_POINT, training=training))
+    engine, _ = search(experiment(folder, stages=ONE_POINT, training=training, **sections))
     trials = engine.journal.trials()
     assert all(t.status == "completed" for t in trials), [t.reason for t in trials]
     return trials
@@ -122,17 +122,21 @@ def test_every_quantisation_scheme(tmp_path: Path, scheme: str) -> None:
         assert quantised.error < 0.9  # type: ignore[operator]  # it learned something
         if scheme != "none":  # int8 weights (a quarter of float32) and activations
             assert quantised.flash_bytes < plain.flash_bytes  # type: ignore[operator]
-            assert 4 * quantised.ram_bytes == plain.ram_bytes  # type: ignore[operator]
+            assert quantised.ram_bytes < plain.ram_bytes  # type: ignore[operator]
 
 
-def test_pruning_lowers_the_recorded_flash(tmp_path: Path) -> None:
+def test_pruning_lowers_flash_only_when_weights_are_stored_sparse(tmp_path: Path) -> None:
     dense = single_run(tmp_path / "dense", "[training]\npruning = false\n")
     pruned = single_run(tmp_path / "pruned", "[training]\npruning = true\n")
-    for a, b in zip(dense, pruned):
-        assert a.params == b.params  # same seed, same Sobol points
-        # int8 weights: the one-bit mask pays off above 1/8 pruned, and the space prunes 30%+
+    sparse = single_run(tmp_path / "sparse", "[training]\npruning = true\n",
+                        target='[target]\nweights = "sparse"\n')
+    for a, b, c in zip(dense, pruned, sparse):
+        assert a.params == b.params == c.params  # same seed, same Sobol points
         assert b.sparsity > 0.25 and a.sparsity == 0.0  # type: ignore[operator]
-        assert b.flash_bytes < a.flash_bytes  # type: ignore[operator]
+        # TFLite Micro reads dense int8: pruning does not shrink the file
+        assert b.flash_bytes == a.flash_bytes
+        # nonzeros plus a one-bit mask pay off above 1/8 pruned; the space prunes 30%+
+        assert c.flash_bytes < a.flash_bytes  # type: ignore[operator]
 
 
 def test_points_that_do_not_fit_are_never_proposed(tmp_path: Path) -> None:
@@ -143,7 +147,7 @@ def test_points_that_do_not_fit_are_never_proposed(tmp_path: Path) -> None:
     assert engine.journal.trials() == []
     assert not list((tmp_path / "results" / "networks").glob("*.pt"))
     assert any(line.startswith("stage sobol: no new candidates (last rejected: does not fit "
-                               "stm32f446: peak RAM") for line in lines), lines
+                               "stm32f446: RAM (TFLM arena)") for line in lines), lines
     assert "stage morph: no new candidates; going on" in lines  # no front to mutate
 
 

@@ -63,7 +63,7 @@ def test_the_pricer_agrees_with_the_cost_model() -> None:
             continue
         report = cost(check.program, point, check.target, "int8", check.sparsity(point))
         assert priced.values["flash"] == report.flash_bytes
-        assert priced.values["ram"] == report.peak_ram_bytes
+        assert priced.values["ram"] == report.ram_bytes
         if priced.reason is not None:
             assert priced.reason.startswith("does not fit stm32f446")
 
@@ -135,7 +135,7 @@ def test_without_an_error_objective_nothing_is_modelled() -> None:
 def test_a_budget_nothing_meets_yields_no_points_and_a_reason() -> None:
     strategy = exact(ram_kb=0.25)
     assert strategy.initial(2) == []
-    assert strategy.last_rejection is not None and "peak RAM" in strategy.last_rejection
+    assert strategy.last_rejection is not None and "RAM (TFLM arena)" in strategy.last_rejection
 
 
 def test_unknown_strategy() -> None:

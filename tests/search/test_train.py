@@ -20,6 +20,7 @@ from torch.ao.nn import quantized as nnq
 from torch.ao.nn.quantized import dynamic as nnqd
 
 import sparsemod_dsl as sm
+from sparsemod_dsl.nets.int8_kernels import Int8Linear
 from sparsemod_dsl.nets.modules import FloatIsland
 from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.search.data import DataBundle, load_dataset, loader
@@ -187,9 +188,9 @@ def test_a_static_int8_model_of_digits() -> None:
 
 @pytest.mark.parametrize("scheme, conv, recurrent, head", [
     ("none", nn.Conv1d, nn.LSTM, nn.Linear),
-    ("post", nnq.Conv1d, nn.LSTM, nnq.Linear),
+    ("post", nnq.Conv1d, nn.LSTM, Int8Linear),
     ("dynamic", nn.Conv1d, nnqd.LSTM, nnqd.Linear),
-    ("both", nnq.Conv1d, nnqd.LSTM, nnq.Linear),
+    ("both", nnq.Conv1d, nnqd.LSTM, Int8Linear),
 ])
 def test_quantisation_schemes(scheme: Quantization, conv: type, recurrent: type,
                               head: type) -> None:

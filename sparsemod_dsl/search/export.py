@@ -1,0 +1,99 @@
+"""Export a network of a search, and check it on the experiment's test data.
+
+`export_trial(results, trial, format)` rebuilds the float network a search saved for a
+trial, quantises it exactly as the search did (`train.deployable`: the same calibration
+batches of the same seed, static int8), writes the files of the asked format
+(`nets.deploy.export`), and runs the exported model in its runtime (TensorFlow Lite Micro for
+`tflite` and `c`, onnxruntime for the ONNX formats) on the experiment's test split, next
+to torch's model, so that `sparsemodc export` prints the accuracy the device will have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..errors import UsageError
+from ..nets.deploy import tflm
+from ..nets.deploy.export import Exported, export_int8, export_onnx, run_tflm
+from ..space import compile_file
+from .data import load_dataset
+from .experiment import load_experiment
+from .journal import Journal
+from .networks import load_network_record
+from .report import setup
+from .results import JOURNAL
+from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evaluate
+
+
+@dataclass(frozen=True)
+class TrialExport:
+    """An export with the test error (0..1) of torch's model and of the runtime's."""
+
+    exported: Exported
+    runtime: str | None
+    torch_error: float | None
+    runtime_error: float | None
+    examples: int
+
+
+def _errors(predict: Any, examples: DataLoader[Any]) -> tuple[float, int]:
+    wrong = total = 0
+    for x, y in examples:
+        wrong += int((np.asarray(predict(x)).argmax(axis=1) != y.numpy()).sum())
+        total += len(y)
+    return wrong / max(total, 1), total
+
+
+def export_trial(results: Path, trial_id: int, format: str, name: str | None = None
+                 ) -> TrialExport:
+    """Export the saved network of `trial_id` and measure it on the test split.
+
+    Raises:
+        UsageError: not a results directory, no such trial, or no saved network.
+        ExportError: the network cannot be exported in `format`.
+    """
+    info = setup(results)
+    trial = Journal(results / JOURNAL).trial(trial_id)
+    if trial.status != "completed":
+        raise UsageError(f"trial {trial_id} is {trial.status}, not completed: nothing to export")
+    arch = Path(info["arch"])
+    record = load_network_record(results, trial_id, arch.read_text(encoding="utf-8"))
+    experiment = load_experiment(info["experiment"])
+    data_settings = experiment.data
+    options = {**data_settings.options,
+               **({"collate": data_settings.collate} if data_settings.collate else {})}
+    data = load_dataset(data_settings.dataset, experiment.seed, options)
+    space = compile_file(arch, tuple(info["input_shape"]), int(info["classes"]))
+    net = space.build(trial.params)
+    net.load_state_dict(record.state_dict)
+    config = TrainConfig.from_point(trial.params, 0, False, "post", "cpu",
+                                    experiment.seed + trial_id)
+    test = batches(data.test, data, config, training=False)
+    name = name or f"{space.name}_trial{trial_id}"
+    if format in ("onnx", "onnx-int8"):
+        train = batches(data.train, data, config, training=True)
+        calibration = [x for (x, _), _ in zip(train, range(CALIBRATION_BATCHES))]
+        exported = export_onnx(net, space.trace_input(trial.params), format, name, calibration)
+        from ..nets.deploy.onnx_export import run_onnx  # noqa: PLC0415 (onnxruntime loads on use)
+
+        net.eval()
+        with torch.no_grad():
+            torch_error = evaluate(net, test)
+        model = exported.model
+        assert model is not None
+        runtime_error, count = _errors(lambda x: run_onnx(model, x.numpy()), test)
+        return TrialExport(exported, "onnxruntime", torch_error, runtime_error, count)
+    int8 = deployable(net, data, dataclasses.replace(config, quantization="post"))
+    exported = export_int8(space.program, trial.params, int8, format, name)
+    torch_error = evaluate(int8, test)
+    if not tflm.available():
+        return TrialExport(exported, None, torch_error, None, 0)
+    runtime_error, count = _errors(lambda x: run_tflm(exported, x), test)
+    return TrialExport(exported, "TensorFlow Lite Micro", torch_error, runtime_error, count)

@@ -1,0 +1,151 @@
+"""`sparsemodc export` and `search.export`: a search's networks and others, to the device.
+
+A tiny real search (digits, two Sobol points) gives a results directory; its Pareto
+networks are exported in every format, checked in their runtime, and the errors the
+issue names (a missing trial, a trial without saved weights, a network TFLite Micro
+cannot run) are clear messages with exit 1 or 2, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sparsemod_dsl import cli
+from sparsemod_dsl.search.engine import Search
+from sparsemod_dsl.search.experiment import load_experiment
+from sparsemod_dsl.search.export import export_trial
+from sparsemod_dsl.space import compile_file
+
+pytest.importorskip("tflite_micro", reason="needs the deploy extra (tflite-micro)")
+
+TINY = '''\
+arch tiny(input: image(1, 8, 8), classes = 10)
+
+train {
+    learning_rate = float[0.003..0.02] log
+}
+
+network {
+    conv2d(filters = int[4..8] step 4, kernel = 3) batchnorm relu
+    maxpool(2)
+    global_avg_pool
+    linear(classes)
+}
+'''
+EXPERIMENT = '''\
+arch = "tiny.arch"
+results = "results"
+seed = 3
+[data]
+dataset = "digits"
+[stages]
+sobol = 2
+bo_rounds = 0
+morph_rounds = 0
+epochs = [3, 1, 1]
+[training]
+pruning = false
+'''
+RNN = '''\
+arch rnn(input: sequence(12, 4), classes = 3)
+network {
+    gru(hidden = 6)
+    linear(classes)
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int], list[int]]:
+    """A finished search: its folder, the ids of its saved (Pareto) and other trials."""
+    folder = tmp_path_factory.mktemp("search")
+    (folder / "tiny.arch").write_text(TINY)
+    (folder / "experiment.toml").write_text(EXPERIMENT)
+    engine = Search(load_experiment(folder / "experiment.toml"), report=lambda line: None,
+                    fast=True)
+    front = {t.id for t in engine.run()}
+    others = [t.id for t in engine.journal.trials() if t.id not in front]
+    return folder / "results", sorted(front), others
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("format", ["tflite", "onnx", "onnx-int8"])
+def test_a_pareto_network_exports_and_keeps_its_accuracy(
+    results: tuple[Path, list[int], list[int]], format: str
+) -> None:
+    folder, front, _ = results
+    exported = export_trial(folder, front[0], format)
+    assert exported.torch_error is not None and exported.runtime_error is not None
+    assert exported.examples > 100
+    bound = 0.01 if format == "tflite" else 0.05  # TFLM computes as torch's int8 model
+    assert abs(exported.runtime_error - exported.torch_error) <= bound
+    (name, data), = exported.exported.files.items()
+    assert name.endswith(".tflite" if format == "tflite" else ".onnx") and data
+
+
+def test_the_cli_writes_the_files_and_prints_the_device_figures(
+    results: tuple[Path, list[int], list[int]], capsys: pytest.CaptureFixture[str],
+    tmp_path: Path
+) -> None:
+    folder, front, _ = results
+    code, out, err = run(capsys, "export", str(folder), "--trial", str(front[0]),
+                         "--format", "tflite", "-o", str(tmp_path / "model.tflite"))
+    assert code == 0 and not err
+    size = (tmp_path / "model.tflite").stat().st_size
+    assert f"flash: {size:,} bytes" in out and "test accuracy: torch" in out
+    code, out, _ = run(capsys, "export", str(folder), "--trial", str(front[0]), "--format", "c",
+                       "-o", str(tmp_path / "c"))
+    assert code == 0 and "arena:" in out and "measured by TensorFlow Lite Micro" in out
+    assert len(list((tmp_path / "c").iterdir())) == 3
+
+
+def test_export_errors_are_clear(results: tuple[Path, list[int], list[int]],
+                                 capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    folder, _, others = results
+    code, _, err = run(capsys, "export", str(folder), "--trial", "99")
+    assert code == 1 and "no trial 99" in err and "Traceback" not in err
+    if others:
+        code, _, err = run(capsys, "export", str(folder), "--trial", str(others[0]))
+        assert code == 1 and "is saved" in err
+    code, _, err = run(capsys, "export", str(folder))
+    assert code == 2 and "--trial" in err
+    code, _, err = run(capsys, "export", str(tmp_path), "--trial", "0")
+    assert code == 2 and "not a results directory" in err
+    code, _, err = run(capsys, "export", str(tmp_path / "nothing"))
+    assert code == 2 and "no such results directory" in err
+
+
+def test_a_recurrent_network_goes_to_onnx_not_tflite(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    arch = tmp_path / "rnn.arch"
+    arch.write_text(RNN)
+    space = compile_file(arch)
+    torch.manual_seed(0)
+    net = space.build({})
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(16, 12, 4)))
+    (tmp_path / "p.json").write_text(json.dumps({}))
+    base = ["export", str(arch), "--params", str(tmp_path / "p.json"), "--weights",
+            str(tmp_path / "w.pt"), "--calibration", str(tmp_path / "x.npy")]
+    code, _, err = run(capsys, *base, "--format", "tflite", "-o", str(tmp_path / "a.tflite"))
+    assert code == 1 and "layer gru" in err and "--format onnx" in err
+    assert not (tmp_path / "a.tflite").exists()
+    code, out, err = run(capsys, *base, "--format", "onnx-int8", "-o", str(tmp_path / "a.onnx"))
+    assert code == 0, err
+    assert (tmp_path / "a.onnx").stat().st_size > 0 and "wrote" in out
+    code, _, err = run(capsys, "export", str(arch), "--format", "tflite")
+    assert code == 2 and "--weights" in err
