@@ -13,13 +13,17 @@ import subprocess
 import textwrap
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
+import pytest
 import torch
 
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.lang.compiler import check_file, compile_source
 from sparsemod_dsl.nets import point
+
+if TYPE_CHECKING:
+    from sparsemod_dsl.nets.network import SparsemodNet
 
 ROOT = Path(__file__).resolve().parents[1]
 STDLIB = ROOT / "stdlib"
@@ -235,3 +239,60 @@ def gxx(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     flags = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", f"-I{folder}"]
     return subprocess.run([shutil.which("g++") or "g++", *flags, *args], cwd=folder,
                           capture_output=True, text=True, timeout=120)
+
+
+def cheap_points(prog: ir.Program, n: int, max_steps: int) -> Iterator[point.Point]:
+    """The first `n` valid points over fixed seeds that are cheap to quantise and run: at
+    most MAX_WEIGHTS weights and, for sequences, at most `max_steps` steps (calibrating and
+    running a 5-layer GRU over 750 steps takes seconds)."""
+    from sparsemod_dsl.nets.builder import build
+
+    found = 0
+    for seed in range(50):
+        for pt in point.sample(prog, 4, seed):
+            if point.complete(prog, pt).get(MAX_LEN, 0) > max_steps:  # type: ignore[operator]
+                continue
+            if point.validate(prog, pt) and weights(build(prog, pt)) <= MAX_WEIGHTS:
+                yield pt
+                found += 1
+                if found == n:
+                    return
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run `sparsemodc ARGV` in process; returns the exit code, stdout and stderr."""
+    from sparsemod_dsl import cli
+
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as exit:  # argparse: --help, --version and usage errors
+        code = exit.code if isinstance(exit.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def sensitive(prog: ir.Program, pt: Mapping[str, object],
+              calibration: list[torch.Tensor]) -> "SparsemodNet":
+    """The network at `pt`, made input-sensitive as training would: He-initialised
+    convolutions and linear layers, batch-norm statistics from the calibration batches
+    (a plain average). Untrained networks with default initialisation average their
+    inputs away, and quantisation noise would then swamp what is left."""
+    from torch import nn
+
+    from sparsemod_dsl.nets.builder import build
+
+    torch.manual_seed(0)
+    net = build(prog, pt)
+    for module in net.modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the calibration batches
+    net.train()
+    with torch.no_grad():
+        for x in calibration:
+            net(x)
+    return net.eval()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 from sparsemod_dsl import __version__, cli
 from sparsemod_dsl.cli import source as cli_source
@@ -43,15 +44,6 @@ network {
 """
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run `sparsemodc ARGV`; returns the exit code, stdout and stderr."""
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit:  # argparse: --help, --version and usage errors
-        code = exit.code if isinstance(exit.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -79,7 +71,7 @@ def assert_no_traceback(*outputs: str) -> None:
 
 
 def test_check_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "check", write("tiny.arch", GOOD))
+    code, out, err = run_cli(capsys, "check", write("tiny.arch", GOOD))
     # Searchable: train.batch_size, block, block[1].filters, block[2].filters; fixed: width.
     assert (code, err) == (0, "")
     assert out == (
@@ -93,7 +85,7 @@ def test_check_summary_of_a_library_and_of_a_space_without_a_shape(
 ) -> None:
     write("lib.arch", "block a { relu }\nblock b { relu6 }\n")
     write("open.arch", "arch open(input: sequence, classes)\nnetwork {\n    lstm(8)\n}\n")
-    code, out, _ = run(capsys, "check", "lib.arch", "open.arch")
+    code, out, _ = run_cli(capsys, "check", "lib.arch", "open.arch")
     assert code == 0
     assert out.splitlines() == [
         "lib.arch: ok: library with 2 blocks",
@@ -105,15 +97,15 @@ def test_check_summary_of_a_library_and_of_a_space_without_a_shape(
 def test_check_input_and_classes_override_the_header(capsys: pytest.CaptureFixture[str]) -> None:
     write("open.arch",
           "arch open(input: sequence, classes)\nnetwork {\n    lstm(8)\n    linear(3)\n}\n")
-    code, out, _ = run(capsys, "check", "open.arch", "--input", "20x4", "--classes", "3")
+    code, out, _ = run_cli(capsys, "check", "open.arch", "--input", "20x4", "--classes", "3")
     assert code == 0 and out.endswith("shapes checked for 20x4\n")
-    code, out, err = run(capsys, "check", "open.arch", "--input", "20x4", "--classes", "4")
+    code, out, err = run_cli(capsys, "check", "open.arch", "--input", "20x4", "--classes", "4")
     assert code == 1 and "the network ends with 3 features, not the 4 classes" in err
 
 
 def test_check_error_format(capsys: pytest.CaptureFixture[str]) -> None:
     text = GOOD.replace("conv2d(width, 1)", "conv2d(widht, 1)")
-    code, out, err = run(capsys, "check", write("sub/bad.arch", text))
+    code, out, err = run_cli(capsys, "check", write("sub/bad.arch", text))
     assert (code, out) == (1, "")
     line = next(n for n, x in enumerate(text.splitlines(), 1) if "widht" in x)
     source = text.splitlines()[line - 1]
@@ -129,7 +121,7 @@ def test_check_reports_every_error_and_goes_on_with_the_next_file(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     bad = GOOD.replace("conv2d(width, 1)", "conv2d(widht, 1)").replace("relu\n", "reul\n")
-    code, out, err = run(capsys, "check", write("bad.arch", bad), write("good.arch", GOOD))
+    code, out, err = run_cli(capsys, "check", write("bad.arch", bad), write("good.arch", GOOD))
     assert code == 1
     assert out.startswith("good.arch: ok:")
     assert [x.split(": error: ")[1] for x in err.splitlines() if ": error: " in x] == [
@@ -140,7 +132,7 @@ def test_check_reports_every_error_and_goes_on_with_the_next_file(
 
 def test_check_notes_are_rendered(capsys: pytest.CaptureFixture[str]) -> None:
     text = "arch t(input: image, classes)\nnetwork {\n    a = 1\n    a = 2\n}\n"
-    code, _, err = run(capsys, "check", write("t.arch", text))
+    code, _, err = run_cli(capsys, "check", write("t.arch", text))
     assert code == 1
     assert err.splitlines() == [
         "t.arch:4:5: error: 'a' is already defined in this scope",
@@ -160,7 +152,7 @@ def test_check_errors_in_an_imported_file_quote_that_file(
         'arch t(input: image(1, 8, 8), classes = 10)\nimport "lib/blocks.arch"\n'
         "network {\n    b\n}\n"
     )
-    code, _, err = run(capsys, "check", write("main.arch", main))
+    code, _, err = run_cli(capsys, "check", write("main.arch", main))
     assert code == 1
     assert err.splitlines()[:2] == [
         "lib/blocks.arch:2:12: error: 'nope' is not defined",
@@ -190,13 +182,13 @@ def test_unreadable_input_exits_2(
     elif content is not None:
         write(name, content)
     for command in ("check", "fmt"):
-        code, out, err = run(capsys, command, name)
+        code, out, err = run_cli(capsys, command, name)
         assert (code, out) == (2, "")
         assert err == f"sparsemodc: error: {message}\n"
 
 
 def test_empty_file(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "check", write("empty.arch", ""))
+    code, _, err = run_cli(capsys, "check", write("empty.arch", ""))
     assert code == 1
     assert err.startswith("empty.arch:1:1: error: the file is empty")
 
@@ -219,12 +211,12 @@ def test_hostile_input_is_a_clean_error(
 ) -> None:
     text = f"arch t(input: image(1, 8, 8), classes = 10)\nnetwork {{\n    {body}\n}}\n"
     started = time.perf_counter()
-    code, out, err = run(capsys, "check", write("hostile.arch", text))
+    code, out, err = run_cli(capsys, "check", write("hostile.arch", text))
     assert time.perf_counter() - started < 10
     assert code == 1 and message in err
     assert err.startswith("hostile.arch:3:")
     assert_no_traceback(out, err)
-    code, out, err = run(capsys, "fmt", "hostile.arch")
+    code, out, err = run_cli(capsys, "fmt", "hostile.arch")
     assert code == 1
     assert_no_traceback(out, err)
 
@@ -246,7 +238,7 @@ def test_hostile_input_is_a_clean_error(
 )
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     write("x.arch", GOOD)
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert (code, out) == (2, "")
     assert "usage: sparsemodc" in err and "error:" in err
     assert_no_traceback(err)
@@ -260,7 +252,7 @@ def test_internal_errors_exit_70_without_a_traceback(
 
     monkeypatch.setattr(cli_source, "check_file", broken)
     monkeypatch.delenv("SPARSEMOD_DEBUG", raising=False)
-    code, _, err = run(capsys, "check", write("x.arch", GOOD))
+    code, _, err = run_cli(capsys, "check", write("x.arch", GOOD))
     assert code == 70
     assert "sparsemodc: internal error: RuntimeError: boom" in err and "Traceback" not in err
     monkeypatch.setenv("SPARSEMOD_DEBUG", "1")
@@ -277,7 +269,7 @@ MESSY = (
 
 
 def test_fmt_prints_the_canonical_form(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "fmt", write("messy.arch", MESSY))
+    code, out, err = run_cli(capsys, "fmt", write("messy.arch", MESSY))
     assert (code, err) == (0, "")
     assert out == format_source(MESSY) and out != MESSY
     assert Path("messy.arch").read_text() == MESSY  # printing leaves the file alone
@@ -286,17 +278,17 @@ def test_fmt_prints_the_canonical_form(capsys: pytest.CaptureFixture[str]) -> No
 def test_fmt_check(capsys: pytest.CaptureFixture[str]) -> None:
     write("messy.arch", MESSY)
     write("canonical.arch", format_source(MESSY))
-    code, out, _ = run(capsys, "fmt", "--check", "messy.arch")
+    code, out, _ = run_cli(capsys, "fmt", "--check", "messy.arch")
     assert code == 1
     assert out == "messy.arch: not in canonical form (run `sparsemodc fmt --write messy.arch`)\n"
-    assert run(capsys, "fmt", "--check", "canonical.arch") == (0, "", "")
-    assert run(capsys, "fmt", "--check", "canonical.arch", "messy.arch")[0] == 1
+    assert run_cli(capsys, "fmt", "--check", "canonical.arch") == (0, "", "")
+    assert run_cli(capsys, "fmt", "--check", "canonical.arch", "messy.arch")[0] == 1
 
 
 def test_fmt_write_rewrites_in_place(capsys: pytest.CaptureFixture[str], in_tmp: Path) -> None:
     write("messy.arch", MESSY)
     os.chmod("messy.arch", 0o640)
-    code, out, _ = run(capsys, "fmt", "--write", "messy.arch")
+    code, out, _ = run_cli(capsys, "fmt", "--write", "messy.arch")
     assert (code, out) == (0, "messy.arch: reformatted\n")
     text = Path("messy.arch").read_text()
     assert text == format_source(MESSY) == format_source(text)
@@ -304,7 +296,7 @@ def test_fmt_write_rewrites_in_place(capsys: pytest.CaptureFixture[str], in_tmp:
     assert sorted(p.name for p in in_tmp.iterdir()) == ["messy.arch"]  # no temporary left
     # A canonical file is not rewritten at all.
     before = os.stat("messy.arch").st_mtime_ns
-    assert run(capsys, "fmt", "--write", "messy.arch") == (0, "", "")
+    assert run_cli(capsys, "fmt", "--write", "messy.arch") == (0, "", "")
     assert os.stat("messy.arch").st_mtime_ns == before
 
 
@@ -317,7 +309,7 @@ def test_fmt_write_replaces_the_file_atomically(
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    code, _, err = run(capsys, "fmt", "--write", "messy.arch")
+    code, _, err = run_cli(capsys, "fmt", "--write", "messy.arch")
     assert (code, err) == (2, "sparsemodc: error: messy.arch: cannot write: disk full\n")
     # The old content is intact and the temporary file is gone.
     assert Path("messy.arch").read_text() == MESSY
@@ -325,7 +317,7 @@ def test_fmt_write_replaces_the_file_atomically(
 
 
 def test_fmt_reports_syntax_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "fmt", write("bad.arch", "network {\n    conv2d(8, 3\n}\n"))
+    code, out, err = run_cli(capsys, "fmt", write("bad.arch", "network {\n    conv2d(8, 3\n}\n"))
     assert (code, out) == (1, "")
     assert err.startswith("bad.arch:3:1: error: unexpected '}'")
     assert_no_traceback(err)
@@ -343,7 +335,7 @@ def test_fmt_reports_syntax_errors(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_help(capsys: pytest.CaptureFixture[str], argv: list[str], words: list[str]) -> None:
-    code, out, err = run(capsys, *argv)
+    code, out, err = run_cli(capsys, *argv)
     assert (code, err) == (0, "")
     for word in words:
         assert word in out
@@ -367,9 +359,9 @@ def test_version_of_the_installed_command() -> None:
 def test_stdlib_files_check_and_are_canonical(
     capsys: pytest.CaptureFixture[str], path: Path
 ) -> None:
-    code, out, err = run(capsys, "check", str(path))
+    code, out, err = run_cli(capsys, "check", str(path))
     assert (code, err) == (0, "") and f"{path}: ok: " in out
-    assert run(capsys, "fmt", "--check", str(path)) == (0, "", "")
+    assert run_cli(capsys, "fmt", "--check", str(path)) == (0, "", "")
 
 
 # --- compile and sample ------------------------------------------------------------------
@@ -379,7 +371,7 @@ def test_compile_searchspace_lists_every_parameter(capsys: pytest.CaptureFixture
     import json
 
     Path("tiny.arch").write_text(GOOD)
-    code, out, _ = run(capsys, "compile", "tiny.arch", "--emit", "searchspace")
+    code, out, _ = run_cli(capsys, "compile", "tiny.arch", "--emit", "searchspace")
     assert code == 0
     described = json.loads(out)
     names = [p["name"] for p in described["parameters"]]
@@ -396,7 +388,7 @@ def test_compile_builder_writes_a_working_module(capsys: pytest.CaptureFixture[s
     import torch
 
     Path("tiny.arch").write_text(GOOD)
-    code, out, err = run(capsys, "compile", "tiny.arch", "--emit", "builder", "-o", "net.py")
+    code, out, err = run_cli(capsys, "compile", "tiny.arch", "--emit", "builder", "-o", "net.py")
     assert code == 0 and out == "" and "net.py" in err
     spec = importlib.util.spec_from_file_location("generated_net", "net.py")
     assert spec is not None and spec.loader is not None
@@ -410,7 +402,7 @@ def test_compile_ir_and_overrides(capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     Path("tiny.arch").write_text(GOOD)
-    code, out, _ = run(capsys, "compile", "tiny.arch", "--emit", "ir", "--input", "1x4x4",
+    code, out, _ = run_cli(capsys, "compile", "tiny.arch", "--emit", "ir", "--input", "1x4x4",
                        "--classes", "3")
     assert code == 0
     program = json.loads(out)
@@ -418,10 +410,10 @@ def test_compile_ir_and_overrides(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_compile_refuses_libraries_and_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "compile", str(STDLIB / "sparse_blocks.arch"))
+    code, _, err = run_cli(capsys, "compile", str(STDLIB / "sparse_blocks.arch"))
     assert code == 2 and "no network" in err and "Traceback" not in err
     Path("bad.arch").write_text(GOOD.replace("linear(classes)", "linear(clases)"))
-    code, _, err = run(capsys, "compile", "bad.arch")
+    code, _, err = run_cli(capsys, "compile", "bad.arch")
     assert code == 1 and "bad.arch:" in err and "did you mean 'classes'" in err
 
 
@@ -429,9 +421,9 @@ def test_sample_is_reproducible_and_valid_on_request(capsys: pytest.CaptureFixtu
     import json
 
     Path("tiny.arch").write_text(GOOD)
-    first = run(capsys, "sample", "tiny.arch", "-n", "6", "--seed", "3")
-    again = run(capsys, "sample", "tiny.arch", "-n", "6", "--seed", "3")
-    other = run(capsys, "sample", "tiny.arch", "-n", "6", "--seed", "4")
+    first = run_cli(capsys, "sample", "tiny.arch", "-n", "6", "--seed", "3")
+    again = run_cli(capsys, "sample", "tiny.arch", "-n", "6", "--seed", "3")
+    other = run_cli(capsys, "sample", "tiny.arch", "-n", "6", "--seed", "4")
     assert first[0] == 0 and first == again and first[1] != other[1]
     points = [json.loads(line) for line in first[1].splitlines()]
     assert len(points) == 6
@@ -441,6 +433,6 @@ def test_sample_is_reproducible_and_valid_on_request(capsys: pytest.CaptureFixtu
         assert ("block[2].filters" in point) == (point["block"] == 2)
         if point["block"] == 2:
             assert point["block[2].filters"] >= point["block[1].filters"]
-    code, out, _ = run(capsys, "sample", "tiny.arch", "-n", "3", "--valid")
+    code, out, _ = run_cli(capsys, "sample", "tiny.arch", "-n", "3", "--valid")
     assert code == 0 and len(out.splitlines()) == 3
-    assert run(capsys, "sample", "tiny.arch", "-n", "0")[0] == 2
+    assert run_cli(capsys, "sample", "tiny.arch", "-n", "0")[0] == 2

@@ -25,7 +25,8 @@ def _search(args: argparse.Namespace) -> int:
     engine = Search(experiment, progress=True)
     engine.run()
     print()
-    print(pareto_table(engine.journal.trials(), engine.objectives))
+    print(pareto_table(engine.journal.trials(), engine.objectives, engine.program,
+                       engine.pricer.precision))
     spent = engine.timings
     print(f"\ntime: {spent.total:.0f} s, of which {spent.training:.0f} s training and "
           f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)")

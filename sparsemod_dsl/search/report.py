@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UsageError
+from ..lang import ir
 from ..nets.cost import cost
 from ..nets.targets import load_target
 from ..space import compile_file
@@ -28,7 +29,7 @@ _COLUMNS: tuple[tuple[str, Any], ...] = (
     ("val error %", lambda t: _pct(t.error)),
     ("test error %", lambda t: _pct(t.extra.get("test_error"))),
     ("flash KB", lambda t: _kb(t.flash_bytes)),
-    ("RAM KB", lambda t: _kb(t.ram_bytes)),
+    ("arena KB", lambda t: _kb(t.ram_bytes)),
     ("latency ms", lambda t: "-" if t.latency_ms is None else f"{t.latency_ms:.2f}"),
     ("MACs", lambda t: "-" if t.macs is None else f"{t.macs:,}"),
     ("sparsity %", lambda t: _pct(t.sparsity)),
@@ -54,15 +55,30 @@ def setup(results: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: unreadable: {error}") from None
 
 
-def pareto_table(trials: Sequence[Trial], objectives: Sequence[str]) -> str:
-    """The Pareto-front trials of a search, best error first."""
+def pareto_table(trials: Sequence[Trial], objectives: Sequence[str],
+                 program: ir.Program | None = None, precision: str = "int8") -> str:
+    """The Pareto-front trials of a search, best error first.
+
+    With the `program`, the RAM columns also give the activation area of TFLite Micro's
+    memory plan and the live-tensor bound beside its whole arena (the RAM objective).
+    """
     front = sorted(pareto_front(trials, objectives), key=lambda t: (t.error or 0.0, t.id))
     counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
     head = (f"{len(trials)} trials: {counts['completed']} trained, {counts['infeasible']} "
             f"infeasible, {counts['failed']} failed; Pareto front over "
             f"{', '.join(objectives)}: {len(front)} networks")
-    rows = [[show(t) for _, show in _COLUMNS] for t in front]
-    return head + "\n\n" + table(rows, [h for h, _ in _COLUMNS], left=2)
+    columns = list(_COLUMNS)
+    if program is not None:
+        reports = {t.id: cost(program, t.params, quant=precision) for t in front}
+        at = [h for h, _ in columns].index("arena KB") + 1
+        columns[at:at] = [
+            ("activations KB", lambda t: _kb(reports[t.id].activation_bytes)),
+            ("live KB", lambda t: _kb(reports[t.id].live_bytes))]
+    rows = [[show(t) for _, show in columns] for t in front]
+    note = ("\narena: TensorFlow Lite Micro's whole arena (the RAM objective), activations: "
+            "its memory plan's activation area, live: the most activation bytes alive at once"
+            if program is not None else "")
+    return head + "\n\n" + table(rows, [h for h, _ in columns], left=2) + note
 
 
 def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path) -> list[Path]:
@@ -119,7 +135,10 @@ def report(results: Path) -> tuple[str, list[Path]]:
     objectives = list(info["objectives"])
     state = read_state(results)
     spent = "" if state is None else f"\nsearch time: {state.seconds / 60:.1f} min"
-    return pareto_table(trials, objectives) + spent, plot(trials, objectives, results)
+    space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
+    precision = "float32" if info.get("quantization") == "none" else "int8"
+    return (pareto_table(trials, objectives, space.program, precision) + spent,
+            plot(trials, objectives, results))
 
 
 def show(results: Path, trial_id: int) -> str:

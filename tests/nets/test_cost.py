@@ -35,6 +35,7 @@ from helpers import (
     PROGRAM_NAMES,
     input_sizes,
     program,
+    run_cli,
     src,
     weights,
     zoo,
@@ -43,7 +44,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from sparsemod_dsl import cli
 from sparsemod_dsl.errors import UsageError
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.lang.compiler import compile_source
@@ -422,21 +422,13 @@ def test_space_cost_and_fits_accept_a_target_name_and_validate() -> None:
             method({"layer": 9}, "nrf52840")
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def test_cli_cost_prints_the_summary_and_marks_the_peak_operator(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     params = tmp_path / "p.json"
     params.write_text(json.dumps({"layer": 2, "layer[2].kind": "separable"}))
-    code, out, err = run(capsys, "cost", str(EXAMPLE), "--params", str(params),
+    code, out, err = run_cli(capsys, "cost", str(EXAMPLE), "--params", str(params),
                          "--target", "stm32f746")
     assert code == 0 and not err
     report = cost.cost(program("quickstart"), json.loads(params.read_text()),
@@ -454,7 +446,7 @@ def test_cli_cost_prints_the_summary_and_marks_the_peak_operator(
 
 
 def test_cli_cost_json_is_the_full_report(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "cost", str(FILES["ds_cnn"]), "--target", "nrf52840",
+    code, out, _ = run_cli(capsys, "cost", str(FILES["ds_cnn"]), "--target", "nrf52840",
                        "--quant", "float32", "--sparse-weights", "0.5", "--json")
     assert code == 0
     data = json.loads(out)
@@ -469,20 +461,20 @@ def test_cli_cost_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     file = str(EXAMPLE)
     bad = tmp_path / "bad.json"
     bad.write_text('{"layer": 9}')
-    code, out, err = run(capsys, "cost", file, "--params", str(bad), "--target", "nrf52840")
+    code, out, err = run_cli(capsys, "cost", file, "--params", str(bad), "--target", "nrf52840")
     assert code == 1 and not out and "layer = 9 is outside its domain" in err
-    code, _, err = run(capsys, "cost", file, "--target", "esp32")
+    code, _, err = run_cli(capsys, "cost", file, "--target", "esp32")
     assert code == 2 and "unknown target 'esp32'" in err
     assert all(t.name in err for t in builtin_targets())
     bad.write_text("[1, 2]")
-    code, _, err = run(capsys, "cost", file, "--params", str(bad), "--target", "nrf52840")
+    code, _, err = run_cli(capsys, "cost", file, "--params", str(bad), "--target", "nrf52840")
     assert code == 2 and "JSON object" in err
-    code, _, err = run(capsys, "cost", file, "--target", "nrf52840", "--sparse-weights", "1")
+    code, _, err = run_cli(capsys, "cost", file, "--target", "nrf52840", "--sparse-weights", "1")
     assert code == 2 and "not a sparsity" in err
 
 
 def test_cli_targets_lists_the_builtin_targets(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "targets")
+    code, out, _ = run_cli(capsys, "targets")
     assert code == 0
     for target in builtin_targets():
         line = next(line for line in out.splitlines() if line.startswith(target.name + " "))
@@ -496,7 +488,7 @@ def test_cli_cost_measure_runs_the_point_in_tflite_micro(
     capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("tflite_micro", reason="needs the deploy extra (tflite-micro)")
-    code, out, err = run(capsys, "cost", str(EXAMPLE), "--target", "stm32f446", "--measure")
+    code, out, err = run_cli(capsys, "cost", str(EXAMPLE), "--target", "stm32f446", "--measure")
     assert code == 0, err
     table = out.split("measured by TensorFlow Lite Micro", 1)[1].splitlines()
     rows = {line.rsplit(None, 3)[0]: line.split()[-3:] for line in table[2:] if line.strip()}
@@ -506,6 +498,6 @@ def test_cli_cost_measure_runs_the_point_in_tflite_micro(
     for model, truth, _ in rows.values():
         model_bytes, tflm_bytes = (int(v.replace(",", "")) for v in (model, truth))
         assert model_bytes == pytest.approx(tflm_bytes, rel=0.05)
-    code, _, err = run(capsys, "cost", str(EXAMPLE), "--target", "stm32f446", "--measure",
+    code, _, err = run_cli(capsys, "cost", str(EXAMPLE), "--target", "stm32f446", "--measure",
                        "--quant", "float32")
     assert code == 2 and "int8" in err

@@ -30,19 +30,18 @@ import pytest
 import torch
 from helpers import (
     DEPLOY_SOURCES,
-    MAX_WEIGHTS,
     PROGRAM_NAMES,
     batch,
+    cheap_points,
     deploy_program,
     input_sizes,
     is_cnn,
     is_rnn,
     program,
+    sensitive,
     small_valid_points,
-    weights,
     zoo,
 )
-from torch import nn
 
 from sparsemod_dsl.errors import SparsemodError
 from sparsemod_dsl.lang import ir
@@ -75,16 +74,7 @@ def float_points(prog: ir.Program) -> list[point.Point]:
 
 def int8_points(prog: ir.Program) -> Iterator[point.Point]:
     """The first POINTS valid points over fixed seeds, cheap to calibrate and run."""
-    found = 0
-    for seed in range(50):
-        for pt in point.sample(prog, 4, seed):
-            if point.complete(prog, pt).get("train.max_len", 0) > MAX_STEPS:  # type: ignore
-                continue
-            if point.validate(prog, pt) and weights(build(prog, pt)) <= MAX_WEIGHTS:
-                yield pt
-                found += 1
-                if found == POINTS:
-                    return
+    return cheap_points(prog, POINTS, MAX_STEPS)
 
 
 def varied(x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -93,23 +83,6 @@ def varied(x: torch.Tensor, seed: int) -> torch.Tensor:
     return x * torch.empty((x.shape[0],) + (1,) * (x.dim() - 1)).uniform_(0.5, 2.0, generator=g)
 
 
-def sensitive(prog: ir.Program, pt: point.Point, calibration: list[torch.Tensor]) -> SparsemodNet:
-    """The network at `pt` with the weights and statistics training would give it."""
-    torch.manual_seed(0)
-    net = build(prog, pt)
-    for module in net.modules():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    net.train()
-    with torch.no_grad():
-        for x in calibration:
-            net(x)
-    return net.eval()
 
 
 def centered_correlation(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -24,13 +24,13 @@ from typing import Iterator
 import pytest
 import torch
 from helpers import (
-    MAX_WEIGHTS,
     PROGRAM_NAMES,
     batch,
+    cheap_points,
     is_cnn,
     is_rnn,
     program,
-    weights,
+    sensitive,
     zoo,
 )
 from torch import nn
@@ -42,7 +42,6 @@ from sparsemod_dsl.nets import point
 from sparsemod_dsl.nets.builder import build
 from sparsemod_dsl.nets.int8_kernels import Int8Add, Int8Linear
 from sparsemod_dsl.nets.modules import FloatIsland, Recurrent
-from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.nets.quantize import dynamic_int8, static_int8
 
 CNN = [name for name in PROGRAM_NAMES if is_cnn(program(name))]
@@ -59,39 +58,10 @@ def test_the_programs_are_classified() -> None:
 
 
 def points(prog: ir.Program, n: int = POINTS_PER_SPACE) -> Iterator[dict[str, object]]:
-    """The first `n` valid points over fixed seeds that are cheap to quantise: at most
-    MAX_WEIGHTS weights and, for sequences, at most MAX_STEPS steps (calibrating and
-    running a 5-layer GRU over 750 steps takes seconds)."""
-    found = 0
-    for seed in range(50):
-        for pt in point.sample(prog, 4, seed):
-            if point.complete(prog, pt).get("train.max_len", 0) > MAX_STEPS:  # type: ignore
-                continue
-            if point.validate(prog, pt) and weights(build(prog, pt)) <= MAX_WEIGHTS:
-                yield pt
-                found += 1
-                if found == n:
-                    return
+    """The first `n` valid points of `prog` that are cheap to quantise and run."""
+    return cheap_points(prog, n, MAX_STEPS)
 
 
-def sensitive(prog: ir.Program, pt: dict[str, object], calibration: list[torch.Tensor]
-              ) -> SparsemodNet:
-    """The network at `pt`, made input-sensitive as training would (see the module doc)."""
-    torch.manual_seed(0)
-    net = build(prog, pt)
-    for module in net.modules():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # a plain average over the calibration batches
-    net.train()
-    with torch.no_grad():
-        for x in calibration:
-            net(x)
-    return net.eval()
 
 
 def varied(x: torch.Tensor, seed: int) -> torch.Tensor:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli
 
-from sparsemod_dsl import cli
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.export import export_trial
@@ -73,14 +73,6 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int], 
     return folder / "results", sorted(front), others
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = cli.main(list(argv))
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.mark.parametrize("format", ["tflite", "onnx", "onnx-int8"])
 def test_a_pareto_network_exports_and_keeps_its_accuracy(
@@ -101,12 +93,12 @@ def test_the_cli_writes_the_files_and_prints_the_device_figures(
     tmp_path: Path
 ) -> None:
     folder, front, _ = results
-    code, out, err = run(capsys, "export", str(folder), "--trial", str(front[0]),
+    code, out, err = run_cli(capsys, "export", str(folder), "--trial", str(front[0]),
                          "--format", "tflite", "-o", str(tmp_path / "model.tflite"))
     assert code == 0 and not err
     size = (tmp_path / "model.tflite").stat().st_size
     assert f"flash: {size:,} bytes" in out and "test accuracy: torch" in out
-    code, out, _ = run(capsys, "export", str(folder), "--trial", str(front[0]), "--format", "c",
+    code, out, _ = run_cli(capsys, "export", str(folder), "--trial", str(front[0]), "--format", "c",
                        "-o", str(tmp_path / "c"))
     assert code == 0 and "arena:" in out and "measured by TensorFlow Lite Micro" in out
     assert len(list((tmp_path / "c").iterdir())) == 3
@@ -115,16 +107,16 @@ def test_the_cli_writes_the_files_and_prints_the_device_figures(
 def test_export_errors_are_clear(results: tuple[Path, list[int], list[int]],
                                  capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     folder, _, others = results
-    code, _, err = run(capsys, "export", str(folder), "--trial", "99")
+    code, _, err = run_cli(capsys, "export", str(folder), "--trial", "99")
     assert code == 1 and "no trial 99" in err and "Traceback" not in err
     if others:
-        code, _, err = run(capsys, "export", str(folder), "--trial", str(others[0]))
+        code, _, err = run_cli(capsys, "export", str(folder), "--trial", str(others[0]))
         assert code == 1 and "is saved" in err
-    code, _, err = run(capsys, "export", str(folder))
+    code, _, err = run_cli(capsys, "export", str(folder))
     assert code == 2 and "--trial" in err
-    code, _, err = run(capsys, "export", str(tmp_path), "--trial", "0")
+    code, _, err = run_cli(capsys, "export", str(tmp_path), "--trial", "0")
     assert code == 2 and "not a results directory" in err
-    code, _, err = run(capsys, "export", str(tmp_path / "nothing"))
+    code, _, err = run_cli(capsys, "export", str(tmp_path / "nothing"))
     assert code == 2 and "no such results directory" in err
 
 
@@ -141,11 +133,11 @@ def test_a_recurrent_network_goes_to_onnx_not_tflite(
     (tmp_path / "p.json").write_text(json.dumps({}))
     base = ["export", str(arch), "--params", str(tmp_path / "p.json"), "--weights",
             str(tmp_path / "w.pt"), "--calibration", str(tmp_path / "x.npy")]
-    code, _, err = run(capsys, *base, "--format", "tflite", "-o", str(tmp_path / "a.tflite"))
+    code, _, err = run_cli(capsys, *base, "--format", "tflite", "-o", str(tmp_path / "a.tflite"))
     assert code == 1 and "layer gru" in err and "--format onnx" in err
     assert not (tmp_path / "a.tflite").exists()
-    code, out, err = run(capsys, *base, "--format", "onnx-int8", "-o", str(tmp_path / "a.onnx"))
+    code, out, err = run_cli(capsys, *base, "--format", "onnx-int8", "-o", str(tmp_path / "a.onnx"))
     assert code == 0, err
     assert (tmp_path / "a.onnx").stat().st_size > 0 and "wrote" in out
-    code, _, err = run(capsys, "export", str(arch), "--format", "tflite")
+    code, _, err = run_cli(capsys, "export", str(arch), "--format", "tflite")
     assert code == 2 and "--weights" in err
