@@ -121,7 +121,7 @@ def _export(args: argparse.Namespace) -> int:
             "modelled: install sparsemod-dsl[deploy] to measure it")
         print(f"  arena: {exported.arena_bytes:,} bytes ({how})")
     if result is not None and result.torch_error is not None:
-        line = f"  test accuracy: torch {100 * (1 - result.torch_error):.1f}%"
+        line = f"  test accuracy: {result.reference} {100 * (1 - result.torch_error):.1f}%"
         if result.runtime_error is not None:
             line += (f", {result.runtime} {100 * (1 - result.runtime_error):.1f}% "
                      f"({result.examples} test examples)")

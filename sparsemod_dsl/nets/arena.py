@@ -13,9 +13,10 @@
 The tail's constants were measured with TFLM's recording allocator
 (`tflm.arena`, `print_allocations`) on 205 exported models of the stdlib and test
 spaces: kernel data and struct sizes exactly, the allocator's bookkeeping and the
-options to within 9 bytes (docs/cost-models.md has the table). TFLM's Python
-interpreter is a 64-bit build; a Cortex-M's structs hold 4-byte pointers, so on a
-microcontroller the tail is smaller and `arena_bytes` is a safe upper bound.
+options to within 9 bytes (docs/cost-models.md has the table). They are TFLM's
+reference kernels on a 64-bit build: a Cortex-M's structs hold 4-byte pointers (the
+tail is smaller there), while CMSIS-NN kernels ask for scratch buffers of their own
+(the activation area is larger with them).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from ..lang import ir
 from ..lang.shapes import Shape
@@ -40,6 +40,20 @@ _KINDS = {"conv2d": "conv", "conv1d": "conv", "sepconv2d": "conv", "dwconv2d": "
 _ORDER_KEEPING = frozenset({"relu", "relu6", "dropout"})
 
 Args = Mapping[str, ir.Scalar]
+
+
+class _Window(NamedTuple):
+    """The sliding window of a convolution: kernel size, stride (height, width), padding."""
+
+    window: tuple[int, int]
+    stride: tuple[int, int]
+    padding: str
+
+
+def _integer(value: ir.Scalar) -> int:
+    """A layer argument that shape checking made an integer."""
+    assert isinstance(value, int) and not isinstance(value, bool), value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,8 +264,8 @@ class _Builder:
         elif op == "linear":
             self.linear(position, name, out, args, position in self.with_bn)
         elif op in ("maxpool", "avgpool"):
-            size = int(args["size"])  # type: ignore[arg-type]
-            stride = size if args.get("stride") is None else int(args["stride"])  # type: ignore[arg-type]
+            size = _integer(args["size"])
+            stride = size if args.get("stride") is None else _integer(args["stride"])
             self.emit("MAX_POOL_2D" if op == "maxpool" else "AVERAGE_POOL_2D", name, out,
                       window=(1, size) if seq else (size, size),
                       stride=(1, stride) if seq else (stride, stride))
@@ -288,39 +302,39 @@ class _Builder:
     def pad(self, name: str, args: Args, seq: bool) -> None:
         """An explicit PAD before a convolution with a numeric padding."""
         padding = args["padding"]
-        if padding in ("same", "valid") or int(padding) == 0:  # type: ignore[arg-type]
+        if padding in ("same", "valid") or padding == 0:
             return
-        p = int(padding)  # type: ignore[arg-type]
+        p = _integer(padding)
         n, h, w, c = self.shape
         rows = (0, 0) if seq else (p, p)
         self.emit("PAD", f"{name}.pad", (n, h + sum(rows), w + 2 * p, c),
                   pads=((0, 0), rows, (p, p), (0, 0)))
 
     @staticmethod
-    def window(args: Args, seq: bool) -> dict[str, object]:
-        k, s = int(args["kernel"]), int(args["stride"])  # type: ignore[arg-type]
-        return {"window": (1, k) if seq else (k, k), "stride": (1, s) if seq else (s, s),
-                "padding": "SAME" if args["padding"] == "same" else "VALID"}
+    def window(args: Args, seq: bool) -> _Window:
+        k, s = _integer(args["kernel"]), _integer(args["stride"])
+        return _Window((1, k) if seq else (k, k), (1, s) if seq else (s, s),
+                       "SAME" if args["padding"] == "same" else "VALID")
 
     def conv(self, position: int, part: str, name: str, out: tuple[int, ...], args: Args,
              seq: bool, bias: bool, groups: int) -> None:
-        fields = self.window(args, seq)
-        kh, kw = fields["window"]  # type: ignore[misc]
+        window = self.window(args, seq)
+        kh, kw = window.window
         inputs = self.shape[-1] // groups
         filters = out[-1]
         self.emit("CONV_2D", name, out, layer=position, part=part,
                   weights=(filters, kh, kw, inputs), bias=filters if bias else 0,
                   macs=math.prod(out[1:]) * kh * kw * inputs,
-                  mac_class="pointwise" if kh * kw == 1 else "conv", **fields)
+                  mac_class="pointwise" if kh * kw == 1 else "conv", **window._asdict())
 
     def depthwise(self, position: int, part: str, name: str, out: tuple[int, ...],
                   args: Args, seq: bool, multiplier: int, bias: bool = True) -> None:
-        fields = self.window(args, seq)
-        kh, kw = fields["window"]  # type: ignore[misc]
+        window = self.window(args, seq)
+        kh, kw = window.window
         self.emit("DEPTHWISE_CONV_2D", name, out, layer=position, part=part,
                   weights=(1, kh, kw, out[-1]), bias=out[-1] if bias else 0,
                   multiplier=multiplier, macs=math.prod(out[1:]) * kh * kw,
-                  mac_class="depthwise", **fields)
+                  mac_class="depthwise", **window._asdict())
 
     def pointwise(self, position: int, part: str, name: str, out: tuple[int, ...]) -> None:
         inputs = self.shape[-1]

@@ -11,7 +11,9 @@ the model the device runs, bit for bit:
 - `Int8Add`: ADD in 32-bit fixed point (inputs shifted left by 20, three multiplier
   roundings) where torch rounds the exact sum (two steps apart on up to 8% of the
   outputs of a MobileNet-style network with a few residual adds);
-- `Int8AvgPool`: averages rounded half away from zero, where torch rounds half to even.
+- `Int8AvgPool`: averages rounded half away from zero, where torch rounds half to even;
+- `Int8BatchNorm`: a batch norm that folds into nothing, as the 1x1 depthwise
+  convolution the deployed graph makes of it (torch computes it in float).
 
 The arithmetic follows TFLite's `reference_integer_ops` (Add, AveragePool, Conv,
 DepthwiseConv, FullyConnected) and gemmlowp's fixed-point helpers; the tests compare
@@ -219,3 +221,39 @@ class Int8AvgPool(nn.Module):
         sums = torch.round(sums).long()
         out = torch.sign(sums) * torch.div(sums.abs() + count // 2, count, rounding_mode="floor")
         return _quint8(out, x.q_scale(), x.q_zero_point())
+
+
+class Int8BatchNorm(nn.Module):
+    """A batch norm that folds into no convolution, as its 1x1 depthwise convolution in
+    TFLite computes it: one int8 weight per channel (+-127, scale |gamma / sigma| / 127),
+    an int32 bias for the shift, per-channel requantisation to the output's scale.
+
+    Replaces torch's quantised batch norm (which computes in float) and the float
+    island around a 1-D batch norm; `axis` is the channel dimension (1 for images,
+    -1 for sequences and vectors).
+    """
+
+    def __init__(self, norm: nn.Module, scale: float, zero_point: int, axis: int,
+                 relu: bool = False) -> None:
+        super().__init__()
+        mean = norm.running_mean.detach().double()  # type: ignore[union-attr]
+        var = norm.running_var.detach().double()  # type: ignore[union-attr]
+        factor = norm.weight.detach().double() / torch.sqrt(var + norm.eps)  # type: ignore[union-attr,operator]
+        self.shift = (norm.bias.detach().double() - mean * factor).numpy()  # type: ignore[union-attr]
+        factors = factor.numpy()
+        self.weight_scales = np.where(factors == 0, 1.0, np.abs(factors) / 127).astype(np.float32)
+        self.int_weights = np.round(factors / self.weight_scales).astype(np.int8)
+        self.scale, self.zero_point = float(scale), int(zero_point)
+        self.axis, self.relu = axis, relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = len(self.int_weights)
+        bias, _ = quantized_bias(torch.from_numpy(self.shift), x.q_scale(), self.weight_scales,
+                                 channels)
+        view = [1] * x.dim()
+        view[self.axis] = channels
+        weights = torch.from_numpy(self.int_weights.astype(np.int64)).view(view)
+        acc = (x.int_repr().long() - x.q_zero_point()) * weights + torch.from_numpy(
+            bias.astype(np.int64)).view(view)
+        return _requantize(acc, x.q_scale(), self.weight_scales, self.scale, self.zero_point,
+                           self.relu, self.axis % x.dim())

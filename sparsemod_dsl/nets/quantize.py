@@ -21,16 +21,16 @@ from torch import nn
 from torch.ao.nn import quantized as nnq
 from torch.ao.nn.intrinsic import quantized as nniq
 from torch.ao.quantization import (
+    HistogramObserver,
     PerChannelMinMaxObserver,
     QConfig,
     convert,
-    get_default_qconfig,
     prepare,
     quantize_dynamic,
 )
 
-from .int8_kernels import Int8Add, Int8AvgPool, Int8Conv, Int8Linear
-from .modules import FloatIsland
+from .int8_kernels import Int8Add, Int8AvgPool, Int8BatchNorm, Int8Conv, Int8Linear
+from .modules import FloatIsland, SeqBatchNorm
 from .network import SparsemodNet
 
 #: The quantised engine: x86 (fbgemm) on PCs; qnnpack mirrors ARM MCU kernels best
@@ -63,8 +63,10 @@ def static_int8(
     torch.backends.quantized.engine = engine
     net = copy.deepcopy(model).eval()
     net.fuse_model()
+    # Activations use all 8 bits: x86's default keeps 7 (reduce_range) against overflow in
+    # fbgemm's kernels, which no longer compute the products (`int8_kernels` does).
     net.qconfig = QConfig(  # type: ignore[assignment]
-        activation=get_default_qconfig(engine).activation,
+        activation=HistogramObserver.with_args(reduce_range=False),
         weight=PerChannelMinMaxObserver.with_args(  # TFLite: int8 weights in -127..127
             dtype=torch.qint8, qscheme=torch.per_channel_symmetric, quant_min=-127,
             quant_max=127))
@@ -95,6 +97,13 @@ def _tflite_arithmetic(net: SparsemodNet) -> None:
     for the `int8_kernels` modules that compute them as TFLite Micro does."""
     for key, add in net.adds.items():
         net.adds[key] = Int8Add(add.scale, add.zero_point)
+    for key, layer in net.layers.items():
+        norm = _float_batchnorm(layer)
+        if isinstance(layer, (nnq.BatchNorm2d, nniq.BNReLU2d)):
+            net.layers[key] = Int8BatchNorm(layer, layer.scale, layer.zero_point, 1,
+                                            isinstance(layer, nniq.BNReLU2d))
+        elif norm is not None:
+            net.layers[key] = Int8BatchNorm(norm, layer.quant.scale, layer.quant.zero_point, -1)
     islands = [m for m in net.modules() if isinstance(m, FloatIsland)]
     in_float = {id(m) for island in islands for m in island.inner.modules()}
     for module in list(net.modules()):
@@ -109,6 +118,14 @@ def _tflite_arithmetic(net: SparsemodNet) -> None:
                                                   _first(child.stride)))
             elif isinstance(child, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
                 setattr(module, name, Int8AvgPool(_dims(child)))
+
+
+def _float_batchnorm(layer: nn.Module) -> nn.Module | None:
+    """The batch norm a float island holds, if it holds one (not a recurrent layer)."""
+    if not isinstance(layer, FloatIsland):
+        return None
+    inner = layer.inner.bn if isinstance(layer.inner, SeqBatchNorm) else layer.inner
+    return inner if isinstance(inner, nn.BatchNorm1d) else None
 
 
 def _dims(pool: nn.Module) -> int:

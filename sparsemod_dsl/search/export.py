@@ -34,9 +34,11 @@ from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evalua
 
 @dataclass(frozen=True)
 class TrialExport:
-    """An export with the test error (0..1) of torch's model and of the runtime's."""
+    """An export with the test error (0..1) of torch's model (`reference`: "torch int8"
+    for TFLite, "torch float" for ONNX) and of the runtime's."""
 
     exported: Exported
+    reference: str
     runtime: str | None
     torch_error: float | None
     runtime_error: float | None
@@ -89,11 +91,13 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
         model = exported.model
         assert model is not None
         runtime_error, count = _errors(lambda x: run_onnx(model, x.numpy()), test)
-        return TrialExport(exported, "onnxruntime", torch_error, runtime_error, count)
+        return TrialExport(exported, "torch float", "onnxruntime", torch_error, runtime_error,
+                           count)
     int8 = deployable(net, data, dataclasses.replace(config, quantization="post"))
     exported = export_int8(space.program, trial.params, int8, format, name)
     torch_error = evaluate(int8, test)
     if not tflm.available():
-        return TrialExport(exported, None, torch_error, None, 0)
+        return TrialExport(exported, "torch int8", None, torch_error, None, 0)
     runtime_error, count = _errors(lambda x: run_tflm(exported, x), test)
-    return TrialExport(exported, "TensorFlow Lite Micro", torch_error, runtime_error, count)
+    return TrialExport(exported, "torch int8", "TensorFlow Lite Micro", torch_error,
+                       runtime_error, count)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 from typing import Iterator
 
+import numpy as np
 import pytest
 import torch
 from helpers import (
@@ -40,7 +41,7 @@ from torch.ao.nn.quantized import dynamic as nnqd
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.nets import point
 from sparsemod_dsl.nets.builder import build
-from sparsemod_dsl.nets.int8_kernels import Int8Add, Int8Linear
+from sparsemod_dsl.nets.int8_kernels import Int8Add, Int8BatchNorm, Int8Linear
 from sparsemod_dsl.nets.modules import FloatIsland, Recurrent
 from sparsemod_dsl.nets.quantize import dynamic_int8, static_int8
 
@@ -134,20 +135,37 @@ def test_static_int8_of_a_residual_network_uses_quantized_adds() -> None:
         assert centered_correlation(net(x), q(x)) > 0.8
 
 
-def test_unfused_batch_norms_stay_float() -> None:
+def test_unfused_batch_norms_compute_as_a_1x1_depthwise_convolution() -> None:
     prog = zoo()
     pt = next(points(prog, 1))
     net = build(prog, pt)
     # the batch norm after the time-distributed linear layer fuses with it; the one
-    # after the sequence max-pool has nothing to fuse with
+    # after the sequence max-pool has nothing to fuse with: a float island in torch
     assert type(net.layers["batchnorm__3"]) is nn.BatchNorm1d
     assert ["layers.linear", "layers.batchnorm__3", "layers.relu__3"] not in net.fusions
     assert ["layers.linear", "layers.batchnorm__3"] in net.fusions
-    assert isinstance(net.layers["batchnorm__4"], FloatIsland)
+    island = net.layers["batchnorm__4"]
+    assert isinstance(island, FloatIsland)
+    with torch.no_grad():
+        island.inner.bn.running_var.uniform_(0.5, 2.0)
+        island.inner.bn.weight.uniform_(-1.5, 1.5)
     q = static_int8(net.eval(), [batch(prog, pt, n=4)])
-    island = q.layers["batchnorm__4"]
-    assert isinstance(island, FloatIsland) and type(island.inner.bn) is nn.BatchNorm1d
-    assert isinstance(q.layers["linear"], Int8Linear) and isinstance(q.layers["linear"].inner, nnq.Linear)
+    norm = q.layers["batchnorm__4"]
+    # in int8, as the deployed graph's 1x1 depthwise convolution computes it
+    assert isinstance(norm, Int8BatchNorm) and norm.axis == -1
+    assert np.abs(norm.int_weights).max() == 127
+    x = torch.quantize_per_tensor(torch.randn(3, 7, island.inner.bn.num_features), 0.05, 128,
+                                  torch.quint8)
+    with torch.no_grad():
+        expected = island.inner(x.dequantize())
+    got = norm(x).dequantize()
+    low = (0 - norm.zero_point) * norm.scale  # the int8 range, in real values
+    high = (255 - norm.zero_point) * norm.scale
+    inside = (expected > low) & (expected < high)
+    assert inside.float().mean() > 0.25
+    assert (got - expected)[inside].abs().max() <= 2 * norm.scale
+    assert isinstance(q.layers["linear"], Int8Linear)
+    assert isinstance(q.layers["linear"].inner, nnq.Linear)
 
 
 # --- dynamic int8 -------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_the_digits_example_finds_a_small_accurate_network_and_deploys_it(
     assert code == 0, out
     assert sorted(p.name for p in firmware.iterdir()) == [
         "digits_model.cc", "digits_model.h", "digits_ops.h"]
-    accuracy = re.search(r"test accuracy: torch ([\d.]+)%, TensorFlow Lite Micro ([\d.]+)%", out)
+    accuracy = re.search(r"test accuracy: torch int8 ([\d.]+)%, TensorFlow Lite Micro ([\d.]+)%", out)
     assert accuracy is not None, out
     assert abs(float(accuracy.group(1)) - float(accuracy.group(2))) <= 1.0
     flash = re.search(r"flash: ([\d,]+) bytes", out)

@@ -97,7 +97,8 @@ def test_the_cli_writes_the_files_and_prints_the_device_figures(
                          "--format", "tflite", "-o", str(tmp_path / "model.tflite"))
     assert code == 0 and not err
     size = (tmp_path / "model.tflite").stat().st_size
-    assert f"flash: {size:,} bytes" in out and "test accuracy: torch" in out
+    assert f"flash: {size:,} bytes" in out and "test accuracy: torch int8" in out
+    assert "arena:" in out and "measured by TensorFlow Lite Micro" in out
     code, out, _ = run_cli(capsys, "export", str(folder), "--trial", str(front[0]), "--format", "c",
                        "-o", str(tmp_path / "c"))
     assert code == 0 and "arena:" in out and "measured by TensorFlow Lite Micro" in out

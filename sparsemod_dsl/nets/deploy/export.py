@@ -96,10 +96,11 @@ def export_int8(program: ir.Program, point: Mapping[str, object], model: nn.Modu
             f"layer {recurrent.name} ({recurrent.code.lower()}) has no int8 kernel in "
             "TensorFlow Lite Micro; export this network with --format onnx or onnx-int8")
     numbers, data = _int8(graph, model)
-    if format == "tflite":
-        return Exported(format, {f"{name}.tflite": data}, len(data), int8=numbers, model=data)
     measured = tflm.available()
     arena_bytes = tflm.arena(data).total if measured else arena(graph).arena_bytes
+    if format == "tflite":
+        return Exported(format, {f"{name}.tflite": data}, len(data), arena_bytes, measured,
+                        numbers, data)
     operators = [op.code for op in graph.ops]
     sources = c_sources(name, data, arena_bytes, _tensor(numbers, graph.input),
                         _tensor(numbers, graph.output), operators, normalization,
@@ -122,7 +123,8 @@ def export_onnx(net: nn.Module, input_shape: tuple[int, ...], format: str, name:
         if not batches:
             raise ExportError("--format onnx-int8 needs calibration data")
         data = onnx_int8(net, input_shape, batches)
-    return Exported(format, {f"{name}.onnx": data}, model=data)
+    suffix = "" if format == "onnx" else "_int8"
+    return Exported(format, {f"{name}{suffix}.onnx": data}, model=data)
 
 
 def tflite_inputs(x: torch.Tensor, q: QParams) -> np.ndarray:

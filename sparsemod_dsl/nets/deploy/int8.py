@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from ..graph import Graph, Op
-from ..int8_kernels import quantized_bias
-from ..modules import FloatIsland, SeqBatchNorm
+from ..int8_kernels import Int8BatchNorm, quantized_bias
+from ..modules import FloatIsland
 from ..network import SparsemodNet
 
 #: Codes whose output keeps the scale and zero point of their (first) input.
@@ -118,20 +118,6 @@ def _bias(values: torch.Tensor | np.ndarray | None, input_scale: float, weight: 
     return quantised, QParams(scales, np.zeros(channels, np.int64), 0)
 
 
-def _batchnorm(module: nn.Module) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel scale and shift of a batch norm in inference mode."""
-    if isinstance(module, FloatIsland):
-        module = module.inner
-    if isinstance(module, SeqBatchNorm):
-        module = module.bn
-    mean = module.running_mean.detach().double()  # type: ignore[union-attr]
-    var = module.running_var.detach().double()  # type: ignore[union-attr]
-    gamma = module.weight.detach().double()  # type: ignore[union-attr]
-    beta = module.bias.detach().double()  # type: ignore[union-attr]
-    scale = gamma / torch.sqrt(var + module.eps)  # type: ignore[operator]
-    return scale.numpy(), (beta - mean * scale).numpy()
-
-
 class _Reader:
     """Walks the deployed graph's operators beside the torch model's modules."""
 
@@ -145,9 +131,11 @@ class _Reader:
 
     def module(self, op: Op) -> nn.Module:
         module = self.model.layers[self.keys[op.layer]]
-        if isinstance(module, FloatIsland) and op.emulates != "batchnorm":
+        if op.emulates == "batchnorm":
+            return module
+        if isinstance(module, FloatIsland):
             module = module.inner
-        return module.get_submodule(op.part) if op.part and op.emulates != "batchnorm" else module
+        return module.get_submodule(op.part) if op.part else module
 
     def op(self, op: Op) -> Int8Op:
         input_q = self.activations[op.inputs[0]]
@@ -164,12 +152,13 @@ class _Reader:
         self.activations[op.output] = _output_qparams(module, op.name)
         input_scale = float(input_q.scale[0])
         if op.emulates == "batchnorm":
-            scale, shift = _batchnorm(module)
-            weight_scale = np.where(scale == 0, 1.0, np.abs(scale) / 127).astype(np.float32)
-            weights = np.round(scale / weight_scale).astype(np.int8).reshape(1, 1, 1, -1)
-            weight_q = QParams(weight_scale, np.zeros(len(scale), np.int64), 3)
-            bias, bias_q = _bias(shift, input_scale, weight_q, len(shift))
-            return Int8Op(op, weights, weight_q, bias, bias_q)
+            if not isinstance(module, Int8BatchNorm):
+                raise Int8Error(f"{op.name}: expected the int8 batch norm of static_int8, "
+                                f"not {type(module).__name__}")
+            channels = len(module.int_weights)
+            weight_q = QParams(module.weight_scales, np.zeros(channels, np.int64), 3)
+            bias, bias_q = _bias(module.shift, input_scale, weight_q, channels)
+            return Int8Op(op, module.int_weights.reshape(1, 1, 1, -1), weight_q, bias, bias_q)
         weights, weight_q = _weights(module, op)
         if not op.bias:
             return Int8Op(op, weights, weight_q)

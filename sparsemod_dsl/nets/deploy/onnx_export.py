@@ -117,11 +117,22 @@ def onnx_float(net: torch.nn.Module, input_shape: Sequence[int]) -> bytes:
                     dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
                 )
             _session(ort, str(traced), save=str(simplified))
-            data = simplified.read_bytes()
+            data = _standard_domains(onnx, simplified.read_bytes())
         onnx.checker.check_model(onnx.load_from_string(data))
     except Exception as exc:
         raise OnnxExportError(f"ONNX export failed: {type(exc).__name__}: {exc}") from exc
     return data
+
+
+def _standard_domains(onnx: Any, data: bytes) -> bytes:
+    """The model without the opset imports no node uses: onnxruntime's optimiser declares
+    its private domains (com.microsoft, ...), which other importers need not know."""
+    model = onnx.load_from_string(data)
+    used = {node.domain for node in model.graph.node}
+    keep = [o for o in model.opset_import if o.domain in used or o.domain in ("", "ai.onnx")]
+    del model.opset_import[:]
+    model.opset_import.extend(keep)
+    return bytes(model.SerializeToString())
 
 
 def _batches(calibration: Iterable[Any], shape: tuple[int, ...]) -> list[np.ndarray]:

@@ -8,8 +8,9 @@ lays out) and its tail (persistent data: tensor and node structs, quantisation
 parameters, each kernel's data), per category. The cost models are checked against
 these numbers (docs/cost-models.md).
 
-The interpreter here is a 64-bit build: its structs hold 8-byte pointers, where a
-Cortex-M's hold 4, so its tail is larger than on a microcontroller; `cost` models both.
+The interpreter here is a 64-bit build with TFLM's reference kernels: its structs hold
+8-byte pointers where a Cortex-M's hold 4 (its tail is larger than on a
+microcontroller), and its kernels request no scratch buffers (CMSIS-NN's do).
 """
 
 from __future__ import annotations
