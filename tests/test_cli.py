@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import io
+import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from cli_guard import guard_replace
 from helpers import run_cli
 
 from sparsemod_dsl import __version__, cli
@@ -436,3 +441,249 @@ def test_sample_is_reproducible_and_valid_on_request(capsys: pytest.CaptureFixtu
     code, out, _ = run_cli(capsys, "sample", "tiny.arch", "-n", "3", "--valid")
     assert code == 0 and len(out.splitlines()) == 3
     assert run_cli(capsys, "sample", "tiny.arch", "-n", "0")[0] == 2
+
+
+# --- files the commands read and write (issue 14) ------------------------------------------------
+
+TINY = "arch t(input: image(1, 8, 8), classes = 3)\nnetwork {\n    conv2d(4, 3)\n    relu\n" \
+       "    global_avg_pool\n    linear(classes)\n}\n"
+
+
+@pytest.fixture
+def guarded(monkeypatch: pytest.MonkeyPatch, in_tmp: Path) -> Path:
+    """The test's folder, with renames outside it refused (see cli_guard)."""
+    guard_replace(monkeypatch, in_tmp)
+    return in_tmp
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"conv2d.filters": 1' + "0" * 4300 + "}", "a number has more than 4,300 digits"),
+        ("[" * 100_000 + "]" * 100_000, "arrays or objects are nested too deeply to read"),
+    ],
+    ids=["4301-digit-integer", "100000-nested-arrays"],
+)
+@pytest.mark.parametrize("command", [["morph"], ["cost", "--target", "stm32f746"]])
+def test_params_python_cannot_read_exit_2(
+    capsys: pytest.CaptureFixture[str], command: list[str], text: str, message: str
+) -> None:
+    write("t.arch", TINY)
+    code, out, err = run_cli(capsys, command[0], "t.arch", *command[1:], "--params",
+                             write("p.json", text))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"sparsemodc: error: p.json: {message}") and err.count("\n") == 1
+
+
+def test_params_path_empty_or_a_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    write("t.arch", TINY)
+    Path("folder").mkdir()
+    for path, message in [("", "--params: the path is empty: give a JSON file"),
+                          ("folder", "folder: is a directory, not a JSON file")]:
+        code, _, err = run_cli(capsys, "morph", "t.arch", "--params", path)
+        assert (code, err) == (2, f"sparsemodc: error: {message}\n")
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("missing/out.json", "missing/out.json: cannot write: no such folder: missing"),
+        ("folder", "folder: is a directory; give the path of a file"),
+        ("file.txt/out.json", "file.txt/out.json: cannot write: not a folder: file.txt"),
+        ("", "the output path is empty: give a file name"),
+    ],
+    ids=["missing-folder", "a-directory", "under-a-file", "empty"],
+)
+def test_compile_output_that_cannot_be_written_exits_2(
+    capsys: pytest.CaptureFixture[str], guarded: Path, output: str, message: str
+) -> None:
+    write("t.arch", TINY)
+    write("file.txt", "keep")
+    Path("folder").mkdir()
+    code, out, err = run_cli(capsys, "compile", "t.arch", "-o", output)
+    assert (code, out, err) == (2, "", f"sparsemodc: error: {message}\n")
+    assert sorted(p.name for p in guarded.iterdir()) == ["file.txt", "folder", "t.arch"]
+    assert Path("file.txt").read_text() == "keep" and not any(Path("folder").iterdir())
+
+
+def test_outputs_go_through_devices_pipes_and_links(
+    capsys: pytest.CaptureFixture[str], guarded: Path
+) -> None:
+    write("t.arch", TINY)
+    # A device is written, never replaced by a file (as root, a rename would replace it).
+    assert run_cli(capsys, "compile", "t.arch", "-o", os.devnull)[0] == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    # A FIFO: its reader gets the output and it stays a FIFO.
+    os.mkfifo("pipe")
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(Path("pipe").read_bytes()),
+                              daemon=True)
+    reader.start()
+    code, _, err = run_cli(capsys, "compile", "t.arch", "--emit", "ir", "-o", "pipe")
+    reader.join(timeout=30)
+    assert code == 0, err
+    assert received and json.loads(received[0])["name"] == "t"
+    assert stat.S_ISFIFO(os.stat("pipe").st_mode)
+    # A symbolic link stays a link: its target is replaced (compile -o, fmt --write).
+    write("real/out.json", "old")
+    os.symlink("real/out.json", "link.json")
+    assert run_cli(capsys, "compile", "t.arch", "-o", "link.json")[0] == 0
+    assert os.path.islink("link.json") and json.loads(Path("real/out.json").read_text())
+    write("real/messy.arch", MESSY)
+    os.symlink("real/messy.arch", "messy.arch")
+    assert run_cli(capsys, "fmt", "--write", "messy.arch")[0] == 0
+    assert os.path.islink("messy.arch")
+    assert Path("real/messy.arch").read_text() == format_source(MESSY)
+
+
+@pytest.mark.skipif(not Path("/dev/full").is_char_device(), reason="no /dev/full")
+def test_a_full_device_is_a_clean_error(
+    capsys: pytest.CaptureFixture[str], guarded: Path
+) -> None:
+    write("t.arch", TINY)
+    code, _, err = run_cli(capsys, "compile", "t.arch", "-o", "/dev/full")
+    assert (code, err) == (2, "sparsemodc: error: /dev/full: cannot write: No space left on "
+                              "device\n")
+    assert Path("/dev/full").is_char_device()
+    # stdout on a full disk, as a real process: one line, no "Exception ignored" at exit.
+    script = Path(sys.executable).parent / "sparsemodc"
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([str(script), "targets"], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=120, check=False)
+    assert (result.returncode, result.stderr) == (
+        2, "sparsemodc: error: cannot write the output: No space left on device\n")
+
+
+def test_a_full_stdout_in_process_is_a_clean_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(sys, "stdout", Full())
+    assert cli.main(["targets"]) == 2
+    assert capsys.readouterr().err == (
+        "sparsemodc: error: cannot write the output: No space left on device\n")
+
+
+@pytest.mark.parametrize("command", ["sample", "morph"])
+def test_counts_are_bounded(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    write("t.arch", TINY)
+    for count in ("0", "100001", "1" + "0" * 23, "-3", "two"):
+        code, out, err = run_cli(capsys, command, "t.arch", "-n", count)
+        assert (code, out) == (2, "")
+        assert "is not a number of points: give a whole number from 1 to 100,000" in err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("clock_mhz = 1" + "0" * 5000, "a number has too many digits to read"),
+        ("a = " + "[" * 5000 + "]" * 5000, "arrays or tables are nested too deeply to read"),
+        ("sram_kb = 1e308", "key 'sram_kb': must be at most 1,073,741,824 KB (1 TB), not 1e+308"),
+    ],
+    ids=["huge-integer", "deep-arrays", "1e308-KB"],
+)
+def test_target_files_python_cannot_read_exit_2(
+    capsys: pytest.CaptureFixture[str], text: str, message: str
+) -> None:
+    from sparsemod_dsl.nets.targets import builtin_dir
+
+    base = builtin_dir().joinpath("stm32f746.toml").read_text("utf-8")
+    key = text.split(" =")[0]
+    lines = [line for line in base.splitlines() if not line.startswith(f"{key} =")]
+    write("board.toml", "\n".join([text, *lines]) + "\n")
+    code, _, err = run_cli(capsys, "cost", write("t.arch", TINY), "--target", "board.toml")
+    assert (code, err) == (2, f"sparsemodc: error: board.toml: {message}\n")
+
+
+# --- export from a .arch file: the files of a network trained elsewhere -------------------------
+
+
+@pytest.fixture
+def trained(in_tmp: Path) -> list[str]:
+    """t.arch, its point, trained weights and calibration inputs: a valid export's arguments."""
+    import numpy as np
+    import torch
+
+    from sparsemod_dsl.space import compile_file
+
+    write("t.arch", TINY)
+    write("p.json", "{}")
+    torch.manual_seed(0)
+    net = compile_file("t.arch").build({})
+    torch.save(net.state_dict(), "w.pt")
+    torch.save(torch.zeros(3), "tensor.pt")
+    torch.save({key: 1 for key in net.state_dict()}, "ints.pt")
+    torch.save({k: v * float("nan") for k, v in net.state_dict().items()}, "nan.pt")
+    torch.save({k: v.abs() + 3e38 for k, v in net.state_dict().items()}, "huge.pt")
+    x = np.random.default_rng(0).normal(size=(8, 1, 8, 8)).astype("float32")
+    np.save("x.npy", x)
+    np.save("flat.npy", x.reshape(8, 64))
+    np.save("scalar.npy", np.float32(1))
+    np.save("none.npy", x[:0])
+    np.save("nan.npy", x * np.nan)
+    np.save("words.npy", np.array(["a", "b"]))
+    np.savez("x.npz", x=x)
+    write("text.pt", "not torch")
+    return ["export", "t.arch", "--params", "p.json", "--weights", "w.pt", "--calibration",
+            "x.npy"]
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--weights", "text.pt", "text.pt: not a torch state dict (a file written by "
+                                 "torch.save(net.state_dict()))"),
+        ("--weights", os.devnull, f"{os.devnull}: not a torch state dict"),
+        ("--weights", "tensor.pt", "tensor.pt: not a state dict: a dict of tensors was "
+                                   "expected, found a Tensor"),
+        ("--weights", "ints.pt", "ints.pt: not a state dict: 'layers.conv2d.conv.weight' holds "
+                                 "a value of type int, not a tensor"),
+        ("--weights", "nan.pt", "nan.pt: the weights hold NaN or infinite numbers"),
+        ("--weights", "huge.pt", "x.npy: on these inputs, with the weights of huge.pt, the "
+                                 "output of layer layers.conv2d.conv is NaN or infinite"),
+        ("--calibration", "flat.npy", "flat.npy: calibration data of shape (8, 64): expected "
+                                      "(N, 1, 8, 8) with N >= 1"),
+        ("--calibration", "scalar.npy", "scalar.npy: calibration data of shape ()"),
+        ("--calibration", "none.npy", "none.npy: calibration data of shape (0, 1, 8, 8)"),
+        ("--calibration", "nan.npy", "nan.npy: the calibration data holds NaN or infinite"),
+        ("--calibration", "words.npy", "words.npy: calibration data of type str32: expected "
+                                       "numbers"),
+        ("--calibration", "x.npz", "x.npz: an .npz archive, not a .npy array"),
+        ("--calibration", os.devnull, f"{os.devnull}: not a .npy array"),
+        ("--name", "../escape", "argument --name: '../escape' is not a file name"),
+        ("-o", "", "-o: the output path is empty"),
+        ("-o", "t.arch/sub/", "t.arch/sub: cannot make the folder: Not a directory"),
+    ],
+)
+def test_export_of_bad_files_exits_2(
+    capsys: pytest.CaptureFixture[str], guarded: Path, trained: list[str], option: str,
+    value: str, message: str
+) -> None:
+    argv = list(trained)
+    if option in argv:
+        argv[argv.index(option) + 1] = value
+    else:
+        argv += [option, value]
+    before = sorted(p.name for p in guarded.iterdir())
+    code, out, err = run_cli(capsys, *argv)
+    assert (code, out) == (2, ""), err
+    assert message in err.splitlines()[-1] and "error:" in err.splitlines()[-1]
+    assert_no_traceback(err)
+    assert sorted(p.name for p in guarded.iterdir()) == before
+
+
+def test_export_writes_to_devices_and_named_files(
+    capsys: pytest.CaptureFixture[str], guarded: Path, trained: list[str]
+) -> None:
+    code, out, err = run_cli(capsys, *trained, "-o", os.devnull)
+    assert code == 0 and out.startswith(f"wrote {os.devnull}\n"), err
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    write("model", "old")  # an existing file without a suffix: the model goes there
+    assert run_cli(capsys, *trained, "-o", "model")[0] == 0
+    assert Path("model").read_bytes()[4:8] == b"TFL3"
+    assert run_cli(capsys, "export", "", "--trial", "0")[2] == (
+        "sparsemodc: error: the source path is empty: give a results directory or a .arch "
+        "file\n")

@@ -249,6 +249,11 @@ def test_documented_limits_are_the_real_ones() -> None:
         lower_limits.MAX_REPEAT,
         lower_limits.MAX_PARAMETERS,
         lower_limits.MAX_LAYERS,
+        lower_limits.MAX_CALLS,
+        lower_limits.MAX_CALL_DEPTH,
+        lower_limits.MAX_STRUCTURE_DEPTH,
+        loader.MAX_IMPORT_DEPTH,
+        errors.MAX_SHOWN,
     ):
         assert re.search(rf"\b{value}\b", text), f"docs/language.md does not state the limit {value}"
     assert loader.MAX_FILE_BYTES == 4 * 1024 * 1024 and "4 MiB" in text

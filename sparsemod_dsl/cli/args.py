@@ -43,6 +43,18 @@ def parse_classes(text: str) -> int:
     return int(text)
 
 
+#: The most points `sample` and `morph` print (`-n`): 100,000 take about ten seconds.
+MAX_COUNT = 100_000
+
+
+def parse_count(text: str) -> int:
+    """A number of points to print, 1 to MAX_COUNT."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a number of points: give a whole number from 1 to {MAX_COUNT:,}")
+    return int(text)
+
+
 def parse_sparsity(text: str) -> float:
     """A fraction of pruned weights in [0, 1)."""
     try:

@@ -11,20 +11,32 @@ experiment's test split; from a `.arch` file the network is one trained elsewher
 from __future__ import annotations
 
 import argparse
-import pickle
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..search.results import write_atomic
 from .args import Command, add_shape_options
 from .exits import EXIT_ERRORS, EXIT_OK
+from .output import write_output
 from .point import read_params
+from .trained import check_activations, load_calibration, load_weights
 
 if TYPE_CHECKING:
     from ..nets.deploy.export import Exported
 
 FORMATS = ("tflite", "c", "onnx", "onnx-int8")
+#: What --name may be: it names files in the output folder, so no folder part.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def parse_name(text: str) -> str:
+    """A base name for the exported files: no folder part, at most 100 characters."""
+    if not _NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a file name: use letters, digits, '_', '-' and '.', at most 100 "
+            "characters, not starting with '-' or '.'")
+    return text
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +49,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="PATH",
                         help="the file to write (a folder for --format c; default: the "
                         "current folder)")
-    parser.add_argument("--name", help="base name of the files and C symbols "
+    parser.add_argument("--name", type=parse_name, help="base name of the files and C symbols "
                         "(default: ARCH_trialN, or the arch's name)")
     parser.add_argument("--trial", type=int, metavar="N", help="the trial (results directory)")
     parser.add_argument("--params", metavar="P.json", help="the point (.arch source)")
@@ -49,30 +61,24 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _write(exported: Exported, output: str | None) -> list[Path]:
+    """Write the files: into the folder `output` (made if missing), or for a one-file
+    format to the file `output` names (one with a suffix, or any existing non-folder)."""
+    if output == "":
+        raise UsageError("-o: the output path is empty: give a folder or a file name")
+    target = Path(output or ".")
     single = len(exported.files) == 1 and exported.format != "c"
-    target = Path(output) if output else Path(".")
-    folder = target.parent if single and target.suffix else target
+    as_file = single and not target.is_dir() and bool(target.suffix or target.exists())
+    folder = target.parent if as_file else target
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder}: not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, data in exported.files.items():
-        path = target if single and target.suffix else folder / name
-        write_atomic(path, data)
-        written.append(path)
-    return written
-
-
-def _load(path: str, what: str) -> Any:
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-
     try:
-        if what == "weights":
-            return torch.load(path, map_location="cpu", weights_only=True)
-        return torch.from_numpy(np.load(path, allow_pickle=False)).float()
-    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as error:
-        raise UsageError(f"{path}: cannot read the {what}: {error}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"{folder}: cannot make the folder: {error.strerror or error}") from None
+    paths = [target] if as_file else [folder / name for name in exported.files]
+    for path, data in zip(paths, exported.files.values(), strict=True):
+        write_output(path, data)
+    return paths
 
 
 def _from_arch(args: argparse.Namespace) -> Exported:
@@ -86,19 +92,20 @@ def _from_arch(args: argparse.Namespace) -> Exported:
     if not check:
         raise UsageError(f"{args.params or args.source}: the point cannot be built: "
                          f"{check.reason}")
-    net = space.build(params)
-    try:
-        net.load_state_dict(_load(args.weights, "weights"))
-    except (RuntimeError, TypeError) as error:
-        raise UsageError(f"{args.weights}: not the weights of this network: {error}") from None
-    batches = [_load(args.calibration, "calibration data")] if args.calibration else []
-    if args.format != "onnx" and not batches:
+    net = load_weights(space.build(params), args.weights)
+    batches = []
+    if args.calibration is not None:
+        batches = [load_calibration(args.calibration, space.trace_input(params))]
+        check_activations(net, batches[0], args.weights, args.calibration)
+    elif args.format != "onnx":
         raise UsageError(f"--format {args.format} needs --calibration X.npy: float inputs "
                          "that set the int8 ranges")
     return space.export(params, net, args.format, batches, args.name)
 
 
 def _export(args: argparse.Namespace) -> int:
+    if not args.source:
+        raise UsageError("the source path is empty: give a results directory or a .arch file")
     source = Path(args.source)
     if source.is_dir():
         from ..search.export import export_trial  # noqa: PLC0415

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
@@ -32,10 +33,21 @@ def read_params(path: str | None) -> dict[str, Any]:
     """The point in a --params file: a JSON object of readable names -> values."""
     if path is None:
         return {}
+    if not path:
+        raise UsageError("--params: the path is empty: give a JSON file")
+    if Path(path).is_dir():
+        raise UsageError(f"{path}: is a directory, not a JSON file")
+    text = read_source(path)
     try:
-        data = json.loads(read_source(path))
+        data = json.loads(text)
     except json.JSONDecodeError as error:
         raise UsageError(f"{path}: not valid JSON: {error}") from None
+    except ValueError:  # Python reads integers of at most sys.get_int_max_str_digits() digits
+        raise UsageError(f"{path}: a number has more than {sys.get_int_max_str_digits():,} "
+                         "digits; no parameter takes such a value") from None
+    except RecursionError:
+        raise UsageError(f"{path}: arrays or objects are nested too deeply to read "
+                         "(a point is a flat object of parameter names -> values)") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: must be a JSON object of readable parameter names -> values")
     return data

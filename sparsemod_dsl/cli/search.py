@@ -1,6 +1,8 @@
 """The search commands: `search` (run or resume an experiment), `report` and `show` (its results).
 
-The engine, the training stack and the plotting load only when one of these commands runs.
+The engine, the training stack and the plotting load only when one of these commands runs,
+and `search` loads them only once its experiment file is checked and its results directory
+locked, so that those errors come back in well under a second.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ def _search_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from ..search.engine import Search  # noqa: PLC0415
     from ..search.experiment import load_experiment  # noqa: PLC0415
-    from ..search.report import pareto_table  # noqa: PLC0415
+    from ..search.lock import locked  # noqa: PLC0415
 
-    experiment = load_experiment(args.experiment)
-    engine = Search(experiment, progress=True)
-    engine.run()
+    experiment = load_experiment(args.experiment)  # its errors come before torch is imported
+    with locked(experiment.results):  # a second search on the directory stops here at once
+        from ..search.engine import Search  # noqa: PLC0415
+        from ..search.report import pareto_table  # noqa: PLC0415
+
+        engine = Search(experiment, progress=True)
+        engine.run()
     print()
     print(pareto_table(engine.journal.trials(), engine.objectives, engine.program,
                        engine.pricer.precision))

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..errors import ArchError, UsageError
+from ..errors import ArchError
 from ..lang.compiler import Checked, check_file
 from ..lang.fmt import format_source
 from ..lang.infer import SpaceEvaluator, input_shape
 from ..lang.loader import read_source
-from ..search.results import write_atomic
 from .args import Command, add_shape_options
 from .exits import EXIT_ERRORS, EXIT_OK, print_error
+from .output import write_output
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +49,8 @@ def summary(file: str, checked: Checked) -> str:
     )
     fixed = len(program.parameters) - len(program.searchable)
     return (
-        f"{file}: ok: arch {program.name}: {_count(len(program.searchable), 'searchable parameter')}"
+        f"{file}: ok: arch {program.name}: "
+        f"{_count(len(program.searchable), 'searchable parameter')}"
         f"{f' (+{fixed} fixed)' if fixed else ''}, {_count(len(program.blocks), 'block')}, "
         f"{_count(len(program.constraints), 'constraint')}; {shapes}"
     )
@@ -83,10 +83,7 @@ def _fmt(args: argparse.Namespace) -> int:
                 status = EXIT_ERRORS
         elif args.write:
             if formatted != text:
-                try:
-                    write_atomic(Path(file), formatted)
-                except OSError as error:
-                    raise UsageError(f"{file}: cannot write: {error.strerror or error}") from None
+                write_output(file, formatted)
                 print(f"{file}: reformatted")
         else:
             sys.stdout.write(formatted)

@@ -9,24 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from ..errors import UsageError
-from ..search.results import write_atomic
-from .args import Command, add_space_arguments
+from .args import MAX_COUNT, Command, add_space_arguments, parse_count
 from .exits import EXIT_ERRORS, EXIT_OK
+from .output import write_output
 from .point import add_point_arguments, load_point
 
 
 def _draw_options(parser: argparse.ArgumentParser, n: int) -> None:
     """-n (how many points, default `n`) and --seed of the random draws."""
-    parser.add_argument("-n", type=int, default=n, metavar="N", help=f"how many (default {n})")
+    parser.add_argument("-n", type=parse_count, default=n, metavar="N",
+                        help=f"how many (default {n}, at most {MAX_COUNT:,})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-
-
-def _require_n(args: argparse.Namespace) -> None:
-    if args.n < 1:
-        raise UsageError("-n must be at least 1")
 
 
 def _compile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +42,8 @@ def _compile(args: argparse.Namespace) -> int:
         text = codegen.builder_source(space.program)
     else:
         text = codegen.ir_json(space.program) + "\n"
-    if args.output:
-        write_atomic(Path(args.output), text)
+    if args.output is not None:
+        write_output(args.output, text)
         print(f"{args.output}: written ({args.emit})", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -64,7 +59,6 @@ def _sample_arguments(parser: argparse.ArgumentParser) -> None:
 def _sample(args: argparse.Namespace) -> int:
     from ..space import compile_file  # noqa: PLC0415
 
-    _require_n(args)
     space = compile_file(args.file, args.input, args.classes)
     if args.valid:
         points = [p for p in space.sample(args.n * 20, args.seed) if space.validate(p)][: args.n]
@@ -88,7 +82,6 @@ def _morph(args: argparse.Namespace) -> int:
     from ..nets.morph import mutate  # noqa: PLC0415 (torch loads only when needed)
     from ..nets.point import active  # noqa: PLC0415
 
-    _require_n(args)
     loaded = load_point(args)
     if loaded is None:
         return EXIT_ERRORS

@@ -17,12 +17,12 @@ from lark import Token, Transformer_NonRecursive, v_args
 
 from ..errors import Diagnostics
 from . import syntax as s
+from .arith import MAX_INT
 from .comments import CommentAttacher
 
-#: Deepest arithmetic expression (in operators) a file may use.
+#: Deepest arithmetic expression (in operators) a file may use; lowering applies it
+#: again once names are replaced by their values.
 MAX_EXPRESSION_DEPTH = 64
-#: Largest integer literal: beyond this, floats cannot represent every integer.
-MAX_INT = 2**53
 
 
 def token_span(token: Token, file: str) -> s.Span:

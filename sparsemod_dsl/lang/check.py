@@ -19,10 +19,8 @@ from __future__ import annotations
 from ..errors import Diagnostics, Span
 from . import ir
 from .infer import MAX_LEN, Inference, ShapeIssue, SpaceEvaluator, input_shape
-from .layers import LAYERS, ArgSpec
+from .layers import LAYERS, PADDING_MODES, ArgSpec
 from .shapes import Interval, Shape
-
-PADDING_MODES = ("same", "valid")
 
 
 def check(program: ir.Program) -> None:

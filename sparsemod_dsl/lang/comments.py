@@ -8,6 +8,7 @@ comment, and where blank lines stand, is a question of its own.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import replace
 from typing import Sequence
 
@@ -17,11 +18,16 @@ from . import syntax as s
 
 
 class CommentAttacher:
-    """The comments of one file, each given to at most one statement."""
+    """The comments of one file, each given to at most one statement.
+
+    Comments, and the statements of a region, are in source order, so each lookup is a
+    binary search: attaching takes time linear in the comments times the nesting depth.
+    """
 
     def __init__(self, text: str, comments: Sequence[Token]) -> None:
         self.lines = text.split("\n")
-        self.comments = sorted(comments, key=lambda t: (t.line, t.column))
+        self.comments = sorted(comments, key=_where)
+        self.positions = [_where(t) for t in self.comments]
         self.claimed = [False] * len(self.comments)
 
     def attach(self, stmts: list, region: s.Span) -> tuple[list, list[str]]:
@@ -35,22 +41,23 @@ class CommentAttacher:
         leading: list[list[str]] = [[] for _ in stmts]
         trailing: list[str | None] = [None] * len(stmts)
         first_line = [st.span.line for st in stmts]
+        starts = [(st.span.line, st.span.column) for st in stmts]
+        ends = [(st.span.end_line, st.span.end_column) for st in stmts]
         end: list[str] = []
-        for i, token in enumerate(self.comments):
-            if self.claimed[i] or not _inside(token, region):
+        first = bisect_left(self.positions, (region.line, region.column))
+        stop = bisect_left(self.positions, (region.end_line, region.end_column))
+        for i in range(first, stop):
+            if self.claimed[i]:
                 continue
             self.claimed[i] = True
+            token = self.comments[i]
             text = str(token).rstrip()
-            owner = _trailing_owner(stmts, token)
+            where = self.positions[i]
+            after = bisect_right(ends, where)  # the first statement ending after it
+            owner = _trailing_owner(starts, ends, after, where)
             if owner is not None and trailing[owner] is None:
                 trailing[owner] = text
-                continue
-            after = next(
-                (k for k, st in enumerate(stmts) if (st.span.end_line, st.span.end_column)
-                 > (token.line, token.column)),
-                None,
-            )
-            if after is None:
+            elif after == len(stmts):
                 end.append(text)
             else:
                 leading[after].append(text)
@@ -72,20 +79,20 @@ class CommentAttacher:
         return any(not self.lines[n - 1].strip() for n in range(after_line + 1, before_line))
 
 
-def _inside(token: Token, region: s.Span) -> bool:
-    start = (region.line, region.column)
-    stop = (region.end_line, region.end_column)
-    return start <= (token.line, token.column) < stop
+def _where(token: Token) -> tuple[int, int]:
+    return (token.line or 0, token.column or 0)
 
 
-def _trailing_owner(stmts: list, token: Token) -> int | None:
-    """The last statement ending on the comment's line, before it, if any."""
-    owner = None
-    for k, st in enumerate(stmts):
-        if st.span.end_line == token.line and st.span.end_column <= token.column:
-            owner = k
-    if owner is not None and any(
-        st.span.line == token.line and st.span.column > token.column for st in stmts
-    ):
+def _trailing_owner(
+    starts: list[tuple[int, int]], ends: list[tuple[int, int]], after: int,
+    where: tuple[int, int],
+) -> int | None:
+    """The last statement ending on the comment's line before it, unless another
+    statement starts after the comment on that line (then the comment leads it)."""
+    owner = after - 1
+    if owner < 0 or ends[owner][0] != where[0]:
+        return None
+    later = bisect_right(starts, where)
+    if later < len(starts) and starts[later][0] == where[0]:
         return None
     return owner

@@ -82,7 +82,8 @@ def _int_range(domain: s.IntRange, diags: Diagnostics) -> ir.IntDomain | None:
         if (high - low) % step:
             diags.error(
                 domain.step.span,
-                f"step {step} does not fit the range: {high} is not {low} plus a multiple of {step}",
+                f"step {step} does not fit the range: {high} is not {low} plus a multiple "
+                f"of {step}",
             )
             return None
     default = domain.default
@@ -122,7 +123,9 @@ def _choice(domain: s.Choice, diags: Diagnostics) -> ir.ChoiceDomain | None:
     if types == {"int", "float"}:
         values = [float(v) for v in values]
     elif len(types) > 1:
-        diags.error(domain.span, "choice values must all have one type: " + ", ".join(sorted(types)))
+        diags.error(
+            domain.span, "choice values must all have one type: " + ", ".join(sorted(types))
+        )
         return None
     seen: set[ir.Scalar] = set()
     for node, value in zip(domain.values, values):

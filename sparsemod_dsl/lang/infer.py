@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
 from ..errors import Span
-from . import ir
-from .layers import KIND_WORDS, LAYERS, Args, ArgSpec, ArgValue, LayerError
+from . import arith, ir
+from .layers import KIND_WORDS, LAYERS, PADDING_MODES, Args, ArgSpec, ArgValue, LayerError
 from .shapes import UNBOUNDED, Interval, Shape
 
 
@@ -54,31 +54,47 @@ def evaluate(
 ) -> ArgValue:
     """Evaluate an expression with interval arithmetic; `leaf` gives parameter values."""
     if isinstance(expr, ir.Const):
-        value = expr.value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Interval.of(value)
-        return frozenset({value})
+        return constant(expr.value)
     if isinstance(expr, (ir.ParamRef, ir.Builtin)):
         return leaf(expr)
     if isinstance(expr, ir.Neg):
-        operand = evaluate(expr.operand, leaf)
-        return -operand if isinstance(operand, Interval) else UNBOUNDED
+        return negate(evaluate(expr.operand, leaf))
     if isinstance(expr, ir.Func):
-        values = [evaluate(a, leaf) for a in expr.args]
-        if not all(isinstance(v, Interval) for v in values):
-            return UNBOUNDED
-        pick = ir.FUNCTIONS[expr.name]
-        return Interval(pick(v.lo for v in values), pick(v.hi for v in values))  # type: ignore
-    left, right = evaluate(expr.left, leaf), evaluate(expr.right, leaf)
+        return pick(expr.name, [evaluate(a, leaf) for a in expr.args])
+    return combine(expr.op, evaluate(expr.left, leaf), evaluate(expr.right, leaf))
+
+
+def constant(value: ir.Scalar) -> ArgValue:
+    """The values of a constant: one number, or one symbol."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Interval.of(value)
+    return frozenset({value})
+
+
+def negate(operand: ArgValue) -> ArgValue:
+    """The values of `-x` for x in `operand`."""
+    return -operand if isinstance(operand, Interval) else UNBOUNDED
+
+
+def pick(name: str, values: list[ArgValue]) -> ArgValue:
+    """The values of `min(...)` or `max(...)` of the given values."""
+    if not all(isinstance(v, Interval) for v in values):
+        return UNBOUNDED
+    choose = ir.FUNCTIONS[name]
+    return Interval(choose(v.lo for v in values), choose(v.hi for v in values))  # type: ignore
+
+
+def combine(op: str, left: ArgValue, right: ArgValue) -> ArgValue:
+    """The values of `left op right` (op in + - * / //)."""
     if not isinstance(left, Interval) or not isinstance(right, Interval):
         return UNBOUNDED
-    if expr.op == "+":
+    if op == "+":
         return left + right
-    if expr.op == "-":
+    if op == "-":
         return left - right
-    if expr.op == "*":
+    if op == "*":
         return left * right
-    if expr.op == "/":
+    if op == "/":
         return left / right
     return left // right
 
@@ -192,31 +208,10 @@ class Inference:
         return self.time_distributed(node, shape)
 
     def layer(self, node: ir.Layer, shape: Shape) -> Shape | None:
-        spec = LAYERS[node.op]
-        if shape.kind not in spec.inputs:
-            wanted = " or ".join(KIND_WORDS[k] for k in sorted(spec.inputs))  # type: ignore[index]
-            self.report(
-                node.span, node.name,
-                f"'{node.op}' takes {wanted}, but its input here is {KIND_WORDS[shape.kind]} "
-                f"({shape})" + _kind_hint(node.op, shape),
-            )
-            return None
-        values: dict[str, ArgValue] = {}
-        for name, expr in node.args:
-            arg = spec.arg(name)
-            assert arg is not None
-            value = _buildable(self.evaluator.value(expr, shape.channels), arg)
-            if value is None:
-                self.report(
-                    node.span, node.name,
-                    f"'{node.op}' argument '{name}' must be {arg.legal()}", name,
-                )
-                return None
-            values[name] = value
         try:
-            out = spec.rule(shape, Args(values))
+            out, _ = apply_layer(node, shape, self.evaluator)
         except LayerError as error:
-            self.report(node.span, node.name, f"'{node.op}': {error.message}", error.arg)
+            self.report(node.span, node.name, error.message, error.arg)
             return None
         self.shapes.append((node, shape, out))
         return out
@@ -279,27 +274,68 @@ class Inference:
         if out is None:
             return None
         if out.kind != "vector":
-            self.report(node.span, "time_distributed", "the body of time_distributed must end in a vector")
+            self.report(node.span, "time_distributed",
+                        "the body of time_distributed must end in a vector")
             return None
         return Shape("sequence", (steps, out.dims[0]))
 
 
-#: Largest argument value shape rules see (the largest integer literal), so
-#: that they compute with finite numbers.
-_LARGEST = 2.0**53
+def apply_layer(
+    node: ir.Layer, shape: Shape, evaluator: Evaluator
+) -> tuple[Shape, dict[str, ArgValue]]:
+    """A layer's output shape for input `shape`, and its argument values.
+
+    Raises:
+        LayerError: the layer cannot be built here; the message says why, naming
+            the layer, and `arg` the argument at fault, if one is.
+    """
+    spec = LAYERS[node.op]
+    if shape.kind not in spec.inputs:
+        wanted = " or ".join(KIND_WORDS[k] for k in sorted(spec.inputs))  # type: ignore[index]
+        raise LayerError(f"'{node.op}' takes {wanted}, but its input here is "
+                         f"{KIND_WORDS[shape.kind]} ({shape})" + _kind_hint(node.op, shape))
+    values: dict[str, ArgValue] = {}
+    for name, expr in node.args:
+        arg = spec.arg(name)
+        assert arg is not None
+        try:
+            value = legal(evaluator.value(expr, shape.channels), arg)
+        except arith.Fault as fault:  # only at a point: a space has intervals
+            raise LayerError(f"'{node.op}' argument '{name}' cannot be computed: "
+                             f"{fault.message}", name) from None
+        if value is None:
+            raise LayerError(f"'{node.op}' argument '{name}' must be {arg.legal()}", name)
+        values[name] = value
+    try:
+        out = spec.rule(shape, Args(values))
+    except LayerError as error:
+        raise LayerError(f"'{node.op}': {error.message}", error.arg) from None
+    if any(d.hi > arith.MAX_INT for d in out.dims):
+        if any(d.lo > arith.MAX_INT for d in out.dims):
+            raise LayerError(f"'{node.op}' gives {out}: a dimension above 2**53")
+        # the points with larger dimensions fail: leave them out
+        out = Shape(out.kind, tuple(Interval(d.lo, min(d.hi, arith.MAX_INT)) for d in out.dims))
+    return out, values
 
 
-def _buildable(value: ArgValue, arg: ArgSpec) -> ArgValue | None:
+def legal(value: ArgValue, arg: ArgSpec) -> ArgValue | None:
     """The values of an argument a layer can be built with: legal and finite.
 
     Expressions can reach illegal values (`stride = x - 1`) or none
     (`4 // x`, unbounded); the points with illegal values build nothing, so
-    shapes are inferred from the rest. None when no value is legal.
+    shapes are inferred from the rest. None when no value is legal. Shape rules
+    see at most 2**53 (the largest integer), so that they compute with finite numbers.
     """
-    if not isinstance(value, Interval):
-        return value
-    least = -_LARGEST if arg.lo is None else arg.lo
-    most = _LARGEST if arg.hi is None else arg.hi
+    if not isinstance(value, Interval):  # a flag or a padding mode, else a wrong value
+        if arg.type == "padding":
+            return value if all(mode in PADDING_MODES for mode in value) else None
+        return value if arg.type == "bool" else None
+    least: float
+    if arg.lo is not None:
+        least = arg.lo
+    else:  # padding is never negative
+        least = 0 if arg.type == "padding" else -arith.MAX_INT
+    most = arith.MAX_INT if arg.hi is None else arg.hi
     lo = value.lo if value.lo > least else least  # also replaces NaN
     hi = value.hi if value.hi < most else most
     return Interval(lo, hi) if lo <= hi else None
@@ -323,6 +359,11 @@ def _kind_hint(op: str, shape: Shape) -> str:
 MAX_LEN = "train.max_len"
 
 
+def outside_limits(shape: Shape) -> bool:
+    """True when a dimension may be below 1 or above 2**53."""
+    return any(d.lo < 1 or d.hi > arith.MAX_INT for d in shape.dims)
+
+
 def input_shape(program: ir.Program, evaluator: Evaluator) -> Shape | None:
     """The network's input shape, when known.
 
@@ -334,6 +375,7 @@ def input_shape(program: ir.Program, evaluator: Evaluator) -> Shape | None:
     shape = Shape.exact(program.input.kind, *program.input.shape)  # type: ignore[arg-type]
     if shape.kind == "sequence" and any(p.name == MAX_LEN for p in program.parameters):
         steps = evaluator.value(ir.ParamRef(MAX_LEN), Interval.of(1))
-        assert isinstance(steps, Interval)
+        if not isinstance(steps, Interval):
+            raise arith.Fault(f"{MAX_LEN} is not a number")
         return Shape("sequence", (steps, shape.dims[1]))
     return shape

@@ -16,6 +16,8 @@ from typing import Callable, Literal, Mapping, Union
 from .shapes import Interval, Kind, Shape
 
 ArgType = Literal["int", "float", "bool", "padding"]
+#: The named padding modes; a number pads that many pixels per side.
+PADDING_MODES = ("same", "valid")
 #: What an argument can be during shape inference: numbers as intervals,
 #: flags and padding modes as the set of values they can take.
 ArgValue = Union[Interval, frozenset]
@@ -49,6 +51,8 @@ class ArgSpec:
 
     def legal(self) -> str:
         """The legal range in words, for messages."""
+        if self.type == "padding":
+            return '"same", "valid" or a number of at least 0'
         if self.lo is not None and self.hi is not None:
             closing = ")" if self.hi_open else "]"
             return f"in [{self.lo:g}, {self.hi:g}{closing}"

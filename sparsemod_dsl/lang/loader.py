@@ -19,6 +19,8 @@ from .parser import parse
 
 #: Largest source file accepted, in bytes.
 MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Longest chain of imports (a file importing a file importing ...).
+MAX_IMPORT_DEPTH = 32
 
 
 @dataclass
@@ -44,17 +46,21 @@ def stdlib_dir() -> Path:
 
 
 def read_source(path: str | Path) -> str:
-    """Read a source file as UTF-8 text, with a clear error for anything else."""
+    """Read a source file as UTF-8 text, with a clear error for anything else.
+
+    At most `MAX_FILE_BYTES` are read, whatever the file: a device such as
+    `/dev/urandom` or a pipe is refused once it gives more.
+    """
     p = Path(path)
     try:
         if p.is_dir():
             raise UsageError(f"{path}: is a directory, not an .arch file")
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise UsageError(f"{path}: file is too large ({size} bytes; at most {MAX_FILE_BYTES})")
-        data = p.read_bytes()
+        with p.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise UsageError(f"{path}: cannot read: {error.strerror or error}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise UsageError(f"{path}: file is too large (more than {MAX_FILE_BYTES} bytes, 4 MiB)")
     if b"\0" in data:
         raise UsageError(f"{path}: not a text file (it contains NUL bytes)")
     try:
@@ -117,6 +123,13 @@ class _Loader:
         return library
 
     def add_import(self, library: Library, item: s.Import, chain: tuple[str, ...]) -> None:
+        if len(chain) > MAX_IMPORT_DEPTH:
+            self.diags.error(
+                item.span,
+                f"imports are nested more than {MAX_IMPORT_DEPTH} files deep "
+                f"(from {Path(chain[0]).name}); import the files you need from fewer levels",
+            )
+            return
         target = self.resolve(library.path, item)
         if target is None:
             return
@@ -139,13 +152,19 @@ class _Loader:
             candidates = [here / item.target]
         else:
             candidates = [here / f"{item.target}.arch", stdlib_dir() / f"{item.target}.arch"]
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate
         shown = item.target if item.is_path else f"{item.target}.arch"
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        for candidate in candidates:
+            try:
+                if candidate.is_file():
+                    return candidate
+            except OSError as error:  # a name too long for the file system, say
+                self.diags.error(item.span, f"cannot import '{shown}': {error.strerror or error}")
+                return None
         where = "beside this file" if item.is_path else "beside this file or in the stdlib"
         hint = ""
-        if not item.is_path:
+        if not item.is_path and not self.diags.crowded:
             known = {p.stem for folder in (here, stdlib_dir()) for p in folder.glob("*.arch")}
             close = difflib.get_close_matches(item.target, sorted(known), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from .arith import MAX_INT, short
+
 Kind = Literal["image", "sequence", "vector"]
 
 @dataclass(frozen=True, slots=True)
@@ -32,20 +34,20 @@ class Interval:
         return self.lo == self.hi
 
     def __add__(self, other: "Interval") -> "Interval":
-        return Interval(self.lo + other.lo, self.hi + other.hi)
+        return _bounds(self.lo + other.lo, self.hi + other.hi)
 
     def __sub__(self, other: "Interval") -> "Interval":
-        return Interval(self.lo - other.hi, self.hi - other.lo)
+        return _bounds(self.lo - other.hi, self.hi - other.lo)
 
     def __mul__(self, other: "Interval") -> "Interval":
-        products = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
-        return Interval(min(products), max(products))
+        # 0 times an unbounded end is 0: an infinite bound stands for "any finite value".
+        return _bounds(*(a * b if a and b else 0 for a in (self.lo, self.hi)
+                         for b in (other.lo, other.hi)))
 
     def __truediv__(self, other: "Interval") -> "Interval":
         if other.lo <= 0 <= other.hi:
             return UNBOUNDED
-        quotients = [a / b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
-        return Interval(min(quotients), max(quotients))
+        return _bounds(*(a / b for a in (self.lo, self.hi) for b in (other.lo, other.hi)))
 
     def __floordiv__(self, other: "Interval") -> "Interval":
         quotient = self / other
@@ -62,12 +64,30 @@ class Interval:
 
     def __str__(self) -> str:
         def show(x: float) -> str:
-            return str(int(x)) if float(x).is_integer() else f"{x:g}"
+            if isinstance(x, int):
+                return short(x)
+            return str(int(x)) if x.is_integer() else f"{x:g}"
 
         return show(self.lo) if self.exact else f"{show(self.lo)}..{show(self.hi)}"
 
 
 UNBOUNDED = Interval(-math.inf, math.inf)
+
+
+def _tame(x: float) -> float:
+    """A bound as a float once it leaves the language's integers, so that arithmetic on
+    bounds cannot raise (an int beyond the float range becomes an infinity)."""
+    if isinstance(x, int) and not -MAX_INT <= x <= MAX_INT:
+        return math.copysign(math.inf, x) if x.bit_length() > 1023 else float(x)
+    return x
+
+
+def _bounds(*values: float) -> Interval:
+    """The interval spanning `values`; unbounded when one is undefined (inf - inf)."""
+    tamed = [_tame(v) for v in values]
+    if any(v != v for v in tamed):
+        return UNBOUNDED
+    return Interval(min(tamed), max(tamed))
 
 
 def _floor(x: float) -> float:

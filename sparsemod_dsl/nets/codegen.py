@@ -116,7 +116,8 @@ class _Emitter:
     def node(self, node: ir.Node) -> None:
         if isinstance(node, ir.Layer):
             args = ", ".join(f"{name}={expression(expr)}" for name, expr in node.args)
-            comment = f"  # {node.span.file}:{node.span.line}" if node.span.line else ""
+            where = f"{_escaped(node.span.file)}:{node.span.line}"
+            comment = f"  # {where}" if node.span.line else ""
             self.line(f"b.{node.op}({node.name!r}{', ' if args else ''}{args}){comment}")
         elif isinstance(node, ir.Repeat):
             count = expression(node.count)
@@ -153,9 +154,15 @@ class _Emitter:
         self.depth -= 1
 
 
+def _escaped(text: str, keep: str = "") -> str:
+    """`text` with each unprintable character (NUL, a carriage return, a line
+    separator...) but those in `keep` written as its Python escape."""
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def _docstring_text(text: str) -> str:
     """`text` written so that it reads back unchanged inside a triple-quoted doc string."""
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return _escaped(text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"'), keep="\n\t")
 
 
 def builder_source(program: ir.Program) -> str:

@@ -23,6 +23,9 @@ every module with TFLite Micro, bit for bit.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -67,9 +70,30 @@ def _rounding_divide_by_pot(x: torch.Tensor, exponent: torch.Tensor) -> torch.Te
     return (x >> exponent) + ((x & mask) > threshold)
 
 
-def _multiply(x: torch.Tensor, multiplier: Multiplier, shift: Multiplier) -> torch.Tensor:
-    """TFLite's MultiplyByQuantizedMultiplier (shift > 0 shifts left first)."""
+#: Whether FULLY_CONNECTED requantises as the LiteRT wheel's reference kernel does: with
+#: per-channel weights it rounds once (x * m + 2^(30 - shift)) >> (31 - shift), where TFLM
+#: (and LiteRT's other kernels) round twice, gemmlowp's way; they differ on rounding ties.
+_LITERT_FULLY_CONNECTED: ContextVar[bool] = ContextVar("litert_fully_connected", default=False)
+
+
+@contextmanager
+def litert_rounding() -> Iterator[None]:
+    """Within the block, int8 models compute as LiteRT's reference kernels, not TFLM's."""
+    token = _LITERT_FULLY_CONNECTED.set(True)
+    try:
+        yield
+    finally:
+        _LITERT_FULLY_CONNECTED.reset(token)
+
+
+def _multiply(x: torch.Tensor, multiplier: Multiplier, shift: Multiplier,
+              once: bool = False) -> torch.Tensor:
+    """TFLite's MultiplyByQuantizedMultiplier (shift > 0 shifts left first); `once`: its
+    single-rounding form."""
     shift = torch.as_tensor(shift)
+    if once:
+        total = 31 - shift
+        return (x * multiplier + (torch.ones_like(total) << (total - 1))) >> total
     left, right = shift.clamp(min=0), (-shift).clamp(min=0)
     return _rounding_divide_by_pot(_doubling_high_mul(x << left, multiplier), right)
 
@@ -100,7 +124,8 @@ def quantized_bias(bias: torch.Tensor | None, input_scale: float, weight_scales:
 
 
 def _requantize(acc: torch.Tensor, input_scale: float, weight_scales: np.ndarray,
-                output_scale: float, zero_point: int, relu: bool, axis: int) -> torch.Tensor:
+                output_scale: float, zero_point: int, relu: bool, axis: int,
+                once: bool = False) -> torch.Tensor:
     """Per-channel fixed-point requantisation of int32 accumulators to torch quint8."""
     pairs = [quantize_multiplier(f32(input_scale) * float(w) / f32(output_scale))
              for w in weight_scales.astype(np.float32)]
@@ -108,7 +133,7 @@ def _requantize(acc: torch.Tensor, input_scale: float, weight_scales: np.ndarray
     view[axis] = len(pairs)
     multipliers = torch.tensor([m for m, _ in pairs]).view(view)
     shifts = torch.tensor([s for _, s in pairs]).view(view)
-    out = _multiply(acc, multipliers, shifts) + (zero_point - 128)
+    out = _multiply(acc, multipliers, shifts, once) + (zero_point - 128)
     return _quint8(out, output_scale, zero_point, zero_point - 128 if relu else -128)
 
 
@@ -135,6 +160,10 @@ class _Int8Weighted(nn.Module):
     def accumulate(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def rounds_once(self) -> bool:
+        """Whether requantisation rounds once (see `litert_rounding`)."""
+        return False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels = self.int_weight.shape[0]
         bias, _ = quantized_bias(self.bias(), x.q_scale(), self.weight_scales, channels)
@@ -145,7 +174,7 @@ class _Int8Weighted(nn.Module):
         # exact: float64 holds every int32 accumulator of int8 products
         acc = self.accumulate(values).long() + torch.from_numpy(bias).long().view(view)
         return _requantize(acc, x.q_scale(), self.weight_scales, self.scale, self.zero_point,
-                           self.relu, axis)
+                           self.relu, axis, self.rounds_once())
 
 
 class Int8Conv(_Int8Weighted):
@@ -163,6 +192,9 @@ class Int8Linear(_Int8Weighted):
 
     def accumulate(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x, self.int_weight)
+
+    def rounds_once(self) -> bool:
+        return _LITERT_FULLY_CONNECTED.get()
 
 
 class Int8Add(nn.Module):

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from ..errors import SparsemodError
-from ..lang import ir
-from ..lang.infer import Inference, ShapeIssue, evaluate, input_shape
+from ..lang import arith, ir
+from ..lang.infer import Inference, ShapeIssue, input_shape, outside_limits
 from ..lang.layers import ArgValue
 from ..lang.shapes import Interval, Shape
 
@@ -49,8 +49,9 @@ def contains(domain: ir.Domain, value: object) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     if isinstance(domain, ir.IntDomain):
+        # Bounds first: int() of an infinity, or float() of a huge int, would raise.
         return (
-            float(value).is_integer()
+            (isinstance(value, int) or value.is_integer())
             and domain.low <= value <= domain.high
             and (int(value) - domain.low) % domain.step == 0
         )
@@ -78,7 +79,9 @@ def complete(program: ir.Program, point: Mapping[str, object]) -> Point:
         value = point.get(param.name, default(param.domain))
         if type(value).__module__ == "numpy":  # numpy scalars, e.g. from Ax or pandas
             value = value.item()  # type: ignore[attr-defined]
-        if isinstance(param.domain, ir.IntDomain) and isinstance(value, float) and value.is_integer():
+        if isinstance(value, float) and value.is_integer() and isinstance(
+            param.domain, ir.IntDomain
+        ):
             value = int(value)
         full[param.name] = value  # type: ignore[assignment]
     return full
@@ -104,30 +107,30 @@ def active(program: ir.Program, point: Mapping[str, object]) -> Point:
 
 @dataclass
 class PointEvaluator:
-    """Shape inference at one point: single values, the chosen structure."""
+    """Shape inference at one point: single values, the chosen structure.
+
+    Values are computed exactly (`arith.exact`): a division by zero or a value out
+    of range raises `arith.Fault`, which validation reports as the point's problem.
+    """
 
     program: ir.Program
     point: Point
 
     def value(self, expr: ir.Expr, channels: Interval) -> ArgValue:
-        classes = self.program.classes
-
-        def leaf(node: ir.ParamRef | ir.Builtin) -> ArgValue:
-            if isinstance(node, ir.ParamRef):
-                value = self.point[node.name]
-            elif node.name == "in_channels":
-                return channels
-            else:
-                value = classes if classes is not None else math.inf
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return Interval.of(value)
-            return frozenset({value})
-
-        return evaluate(expr, leaf)
+        if isinstance(expr, ir.Const):  # literals are within range
+            value = expr.value
+        elif isinstance(expr, ir.ParamRef):
+            value = arith.checked(self.point[expr.name])
+        else:
+            value = _exact(expr, self.program, self.point, channels.lo)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return Interval.of(value)
+        return frozenset({value})
 
     def counts(self, node: ir.Repeat) -> range:
         value = self.value(node.count, Interval.of(1))
-        assert isinstance(value, Interval)
+        if not isinstance(value, Interval) or value.lo < 0 or not float(value.lo).is_integer():
+            raise arith.Fault(f"the count of repeat '{node.name}' is not a whole number")
         return range(int(value.lo), int(value.lo) + 1)
 
     def alternatives(self, node: ir.Choose) -> Iterable[str]:
@@ -177,11 +180,17 @@ def validate(program: ir.Program, point: Mapping[str, object]) -> Validation:
         shown = ", ".join(f"{n} = {full[n]}" for n in dict.fromkeys(names))
         return _invalid(f"constraint at line {constraint.span.line} fails ({shown})", names)
     evaluator = PointEvaluator(program, full)
-    shape = input_shape(program, evaluator)
-    if shape is None:
-        return _invalid("the input shape is unknown: give it when compiling")
-    inference = Inference(evaluator)
-    out = inference.run(program.network, shape)
+    try:
+        shape = input_shape(program, evaluator)
+        if shape is None:
+            return _invalid("the input shape is unknown: give it when compiling")
+        if outside_limits(shape):
+            return _invalid(f"the input shape {shape} is out of range: every dimension must be "
+                            f"at least 1 and at most 2**53")
+        inference = Inference(evaluator)
+        out = inference.run(program.network, shape)
+    except arith.Fault as fault:  # a repeat count read from an inactive parameter, say
+        return _invalid(fault.message)
     if inference.issues:
         issue = inference.issues[0]
         names = _blame(program, issue, inference.shapes)
@@ -236,37 +245,30 @@ def failing_constraint(
 
 def value_of(expr: ir.Expr, program: ir.Program, point: Mapping[str, ir.Scalar],
              channels: int = 0) -> ir.Scalar:
-    """The exact value of an expression at a completed point."""
-    if isinstance(expr, ir.Const):
-        return expr.value
-    if isinstance(expr, ir.ParamRef):
-        return point[expr.name]
-    if isinstance(expr, ir.Builtin):
-        if expr.name == "in_channels":
+    """The exact value of an expression at a completed point.
+
+    Raises:
+        PointError: a division by zero, a value out of range (`arith`), or an
+            unknown number of classes.
+    """
+    try:
+        return _exact(expr, program, point, channels)
+    except arith.Fault as fault:
+        raise PointError(fault.message) from None
+
+
+def _exact(expr: ir.Expr, program: ir.Program, point: Mapping[str, ir.Scalar],
+           channels: float) -> ir.Scalar:
+    def leaf(node: ir.ParamRef | ir.Builtin) -> ir.Scalar:
+        if isinstance(node, ir.ParamRef):
+            return point[node.name]
+        if node.name == "in_channels":
             return channels
         if program.classes is None:
-            raise PointError("the number of classes is unknown: give it when compiling")
+            raise arith.Fault("the number of classes is unknown: give it when compiling")
         return program.classes
-    if isinstance(expr, ir.Neg):
-        return -value_of(expr.operand, program, point, channels)  # type: ignore[operator]
-    if isinstance(expr, ir.Func):
-        values = [value_of(a, program, point, channels) for a in expr.args]
-        return ir.FUNCTIONS[expr.name](values)  # type: ignore[type-var]
-    left = value_of(expr.left, program, point, channels)
-    right = value_of(expr.right, program, point, channels)
-    return _arith(expr.op, left, right)  # type: ignore[arg-type]
 
-
-def _arith(op: str, left: float, right: float) -> float:
-    if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
-    if op == "*":
-        return left * right
-    if right == 0:
-        raise PointError("division by zero")
-    return left / right if op == "/" else left // right
+    return arith.exact(expr, leaf)
 
 
 def holds(constraint: ir.Constraint, program: ir.Program, point: Mapping[str, ir.Scalar]) -> bool:

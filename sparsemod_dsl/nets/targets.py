@@ -31,6 +31,9 @@ OP_CLASSES = ("conv", "pointwise", "depthwise", "linear", "recurrent")
 ENGINES = ("cmsis-nn", "tflm-reference")
 
 KB = 1024
+#: The largest memory size a target file may give (1 TB): beyond any microcontroller, and
+#: far from the float overflow of sizes like 1e308 KB.
+MAX_KB = 2**30
 
 _REQUIRED = ("core", "clock_mhz", "sram_kb", "flash_kb", "reserved_ram_kb", "reserved_flash_kb",
              "source")
@@ -134,6 +137,10 @@ def _parse(text: str, file: str, stem: str) -> Target:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise TargetError(f"{file}: not valid TOML: {error}") from None
+    except ValueError:  # an integer beyond sys.get_int_max_str_digits() digits
+        raise TargetError(f"{file}: a number has too many digits to read") from None
+    except RecursionError:
+        raise TargetError(f"{file}: arrays or tables are nested too deeply to read") from None
     _check_keys(data, _REQUIRED, _OPTIONAL, file, "")
     throughput = None
     if "throughput" in data:
@@ -203,7 +210,11 @@ def _number(table: Mapping[str, object], key: str, file: str, prefix: str = "",
 
 
 def _kilobytes(table: Mapping[str, object], key: str, file: str, positive: bool = False) -> int:
-    return round(_number(table, key, file, positive=positive) * KB)
+    value = _number(table, key, file, positive=positive)
+    if value > MAX_KB:
+        raise TargetError(f"{file}: key '{key}': must be at most {MAX_KB:,} KB (1 TB), "
+                          f"not {value:g}")
+    return round(value * KB)
 
 
 def _text(table: Mapping[str, object], key: str, file: str) -> str:

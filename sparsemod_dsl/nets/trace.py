@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Mapping
 
-from ..lang import infer, ir
-from ..lang.layers import LAYERS, Args, LayerError
+from ..lang import arith, infer, ir
+from ..lang.layers import LayerError
 from ..lang.shapes import Interval, Shape
 from .point import PointError, PointEvaluator, complete
 
@@ -66,7 +66,10 @@ class _Tracer:
             return shape
         if isinstance(node, ir.Choose):
             (chosen,) = ev.alternatives(node)
-            return self.nodes(dict(node.alternatives)[chosen], shape)
+            picked = dict(node.alternatives).get(chosen)
+            if picked is None:
+                raise PointError(f"{node.param} = {chosen!r} is not an alternative")
+            return self.nodes(picked, shape)
         if isinstance(node, ir.Optional):
             (present,) = ev.presence(node)
             return self.nodes(node.body, shape) if present else shape
@@ -84,9 +87,8 @@ class _Tracer:
         return result
 
     def layer(self, node: ir.Layer, shape: Shape) -> Shape:
-        values = {name: self.evaluator.value(expr, shape.channels) for name, expr in node.args}
         try:
-            out = LAYERS[node.op].rule(shape, Args(values))
+            out, values = infer.apply_layer(node, shape, self.evaluator)
         except LayerError as error:
             raise PointError(f"{node.name}: {error.message}") from None
         args = {name: scalar(value) for name, value in values.items()}
@@ -97,15 +99,22 @@ class _Tracer:
 def trace(program: ir.Program, point: Mapping[str, object]) -> tuple[Shape, list[Step]]:
     """The input shape and the steps of a forward pass at `point`.
 
-    The point should pass `point.validate`; missing values take their defaults.
+    The point should pass `point.validate`, which says why a point fails (this only
+    stops at the first layer that cannot be built); missing values take their defaults.
 
     Raises:
-        PointError: the point cannot be built (unknown names, a layer that fails).
+        PointError: the point cannot be built (unknown names, a value that cannot be
+            computed, a layer that fails).
     """
     evaluator = PointEvaluator(program, complete(program, point))
-    shape = infer.input_shape(program, evaluator)
-    if shape is None:
-        raise PointError("the input shape is unknown: give it when compiling")
-    tracer = _Tracer(evaluator)
-    tracer.nodes(program.network, shape)
+    try:
+        shape = infer.input_shape(program, evaluator)
+        if shape is None:
+            raise PointError("the input shape is unknown: give it when compiling")
+        if infer.outside_limits(shape):
+            raise PointError(f"the input shape {shape} is out of range")
+        tracer = _Tracer(evaluator)
+        tracer.nodes(program.network, shape)
+    except arith.Fault as fault:
+        raise PointError(fault.message) from None
     return shape, tracer.steps

@@ -40,6 +40,8 @@ SPLIT = (0.6, 0.2)
 #: steps, so a chunk of 20 steps still tells them apart) and its noise level.
 WAVE_FREQUENCIES = (1 / 20, 1 / 8)
 WAVE_NOISE = 1.0
+#: The most values (samples x steps x features) the `sequences` set makes: 400 MB of float32.
+MAX_SEQUENCE_VALUES = 10**8
 
 
 class DataError(SparsemodError):
@@ -86,9 +88,8 @@ def resolve(spec: str) -> Callable[..., Any]:
         target: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         raise DataError(f"{spec}: cannot import '{module_name}' ({error})") from None
-    except Exception as error:  # the user's module itself is broken
-        raise DataError(f"{spec}: importing '{module_name}' failed: "
-                        f"{type(error).__name__}: {error}") from None
+    except (Exception, SystemExit) as error:  # the user's module itself is broken
+        raise DataError(f"{spec}: importing '{module_name}' failed: {_raised(error)}") from None
     for part in attr.split("."):
         if not hasattr(target, part):
             raise DataError(f"{spec}: '{module_name}' has no attribute '{attr}'")
@@ -128,9 +129,15 @@ def _call(function: Callable[..., Any], spec: str, seed: int,
         return function(**kwargs)
     except SparsemodError:
         raise
-    except Exception as error:
-        raise DataError(f"{spec}: the dataset function failed: "
-                        f"{type(error).__name__}: {error}") from None
+    except (Exception, SystemExit) as error:
+        raise DataError(f"{spec}: the dataset function failed: {_raised(error)}") from None
+
+
+def _raised(error: BaseException) -> str:
+    """What user code raised, in words (`sys.exit` included)."""
+    if isinstance(error, SystemExit):
+        return f"it called sys.exit({error.code!r})"
+    return f"{type(error).__name__}: {error}"
 
 
 # --- built-in datasets -------------------------------------------------------------------------
@@ -156,6 +163,14 @@ def _sequences(samples: int = 1200, steps: int = 100,
     class, so the classes differ only in how the signal moves, not in its level.
     Always the same data (a fixed generator): the seed of `load_dataset` picks the split.
     """
+    sizes = {"samples": samples, "steps": steps, "features": features}
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise DataError(f"sequences: option {name} must be a positive integer, "
+                            f"found {value!r}")
+    if samples * steps * features > MAX_SEQUENCE_VALUES:
+        raise DataError(f"sequences: {samples} samples x {steps} steps x {features} features "
+                        f"are more than the {MAX_SEQUENCE_VALUES:,} values it makes")
     rng = np.random.default_rng(12345)
     labels = rng.permutation(np.arange(samples) % 4)
     base = np.asarray(WAVE_FREQUENCIES)[labels // 2]
@@ -195,8 +210,12 @@ def stratified_split(labels: Sequence[int], seed: int) -> tuple[np.ndarray, np.n
 def _builtin(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | None
              ) -> DataBundle:
     x, y = _call(BUILTIN[spec], spec, seed, options)
-    train, val, test = (TensorDataset(x[idx], y[idx])
-                        for idx in stratified_split(y.tolist(), seed))
+    splits = stratified_split(y.tolist(), seed)
+    for name, idx in zip(("train", "validation", "test"), splits):
+        if len(idx) == 0:
+            raise DataError(f"{spec}: {len(y)} samples leave the {name} split empty: every "
+                            "class needs at least 4 samples")
+    train, val, test = (TensorDataset(x[idx], y[idx]) for idx in splits)
     kind: Kind = "image" if x.dim() == 4 else "sequence"
     return DataBundle(train, val, test, int(y.max()) + 1, kind, tuple(x.shape[1:]), collate)
 
@@ -209,9 +228,13 @@ def _first_sample(spec: str, name: str, dataset: Any, classes: int) -> torch.Ten
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
         raise DataError(f"{spec}: the {name} set is a {type(dataset).__name__}, not a dataset "
                         "(it needs __len__ and __getitem__)")
-    if len(dataset) == 0:
+    try:
+        size, sample = len(dataset), dataset[0] if len(dataset) else None
+    except (Exception, SystemExit) as error:
+        raise DataError(f"{spec}: reading the first sample of the {name} set failed: "
+                        f"{_raised(error)}") from None
+    if size == 0:
         raise DataError(f"{spec}: the {name} set is empty")
-    sample = dataset[0]
     if not isinstance(sample, (tuple, list)) or len(sample) != 2:
         raise DataError(f"{spec}: a sample of the {name} set must be a pair (x, label), "
                         f"not {type(sample).__name__}")

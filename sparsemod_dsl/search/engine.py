@@ -13,8 +13,11 @@ How points are chosen is the experiment's strategy (`strategy`; by default a GP
 of the error, exact costs and expected hypervolume improvement). A point that
 `validate` rejects or that does not fit the target is never trained: the
 default strategy never proposes one, and one that another strategy proposes is
-recorded as infeasible, with the reason. A trial that raises is recorded as
-failed and the search goes on. Every event goes to the append-only journal
+recorded as infeasible, with the reason. A trial that raises, whatever it
+raises, is recorded as failed with the reason and the search goes on; only a
+stage whose networks all fail stops it (`_check_stage`). A broken data binding
+stops it before any training. A search holds its results directory's lock
+(`lock.locked`) while it runs; every event goes to the append-only journal
 first, so re-running the same command resumes where the last run stopped.
 """
 
@@ -26,7 +29,8 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from functools import partial
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from tqdm import tqdm
 
@@ -38,21 +42,32 @@ from ..nets.point import Point
 from ..nets.targets import Target, load_target
 from ..space import Space, compile_file
 from .axstrategy import Strategy
-from .data import load_dataset, resolve
+from .data import DataError, load_dataset, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
-from .journal import Journal
+from .journal import RUN_EVENT, SEARCH_EVENT, Journal
+from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
 from .pricing import Pricer
-from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic
-from .state import load_state, save_state
+from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
+from .state import State, load_state, save_state, search_event
 from .strategy import make_strategy
-from .train import TrainConfig, Trainer, batches, default_trainer, evaluate
-from .trials import Trial, pareto_front, write_csv
+from .train import (
+    TrainConfig,
+    Trainer,
+    TrainingError,
+    TrainResult,
+    batches,
+    default_trainer,
+    evaluate,
+)
+from .trials import Trial, failure, pareto_front, summary, write_csv
 
 #: Trial statuses that cost a training run.
 TRAINED = ("completed", "failed")
 #: How many points a stage may propose per network it is to train before giving up.
 PROPOSALS_PER_TRIAL = 10
+
+T = TypeVar("T")
 
 
 class SearchError(SparsemodError):
@@ -107,8 +122,11 @@ class Search:
         self.report = report
         self.progress = progress
         data = experiment.data
+        if data.collate:
+            self._bound("data.collate", partial(resolve, data.collate))
         options = {**data.options, **({"collate": data.collate} if data.collate else {})}
-        self.data = load_dataset(data.dataset, experiment.seed, options)
+        self.data = self._bound("data.dataset",
+                                partial(load_dataset, data.dataset, experiment.seed, options))
         self.space: Space = compile_file(
             experiment.arch, self.data.input_shape, self.data.classes
         )
@@ -117,15 +135,15 @@ class Search:
         self.arch_source = experiment.arch.read_text(encoding="utf-8")
         self.target = self._target()
         custom = experiment.training.trainer
-        self.trainer: Trainer = trainer or (resolve(custom) if custom else default_trainer)
+        self.trainer: Trainer = trainer or (
+            self._bound("training.trainer", partial(resolve, custom)) if custom
+            else default_trainer)
         self.rng = random.Random(experiment.seed)
         self.results = experiment.results
-        self.results.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.results / JOURNAL)
-        self.state = load_state(
-            self.results, experiment_hash(experiment), sha256_text(self.arch_source),
-            canonical_settings(experiment),
-        )
+        #: Rebuilt from the journal when the search runs (`_resume`).
+        self.state = State(experiment_hash(experiment), sha256_text(self.arch_source),
+                           canonical_settings(experiment))
         self.objectives = list(experiment.objectives.minimize)
         self.pricer = Pricer(self.program, self.target, self._precision(),
                              experiment.training.pruning and experiment.target.weights == "sparse")
@@ -135,7 +153,13 @@ class Search:
         )
         self.strategy.report = report
         self.timings = Timings()
-        self._write_setup()
+
+    def _bound(self, key: str, load: Callable[[], T]) -> T:
+        """`load()`, its DataError naming the experiment file and key it came from."""
+        try:
+            return load()
+        except DataError as error:
+            raise DataError(f"{self.config.path}: {key}: {error}") from None
 
     def _check_splitter(self) -> None:
         """`data.splitter` and a `train.max_len` parameter go together: the network sees
@@ -189,15 +213,15 @@ class Search:
     def run_trial(self, stage: str, point: Point, epochs: int, parent: Trial | None = None,
                   changes: Sequence[str] = (), trial_id: int | None = None) -> Trial:
         """Check, train and measure one point, journalling before and after."""
-        if trial_id is None:
+        if trial_id is None:  # the journal's next id: never one it has used
             trial_id = self.state.next_trial
             self.state.next_trial += 1
-            save_state(self.results, self.state)
         self.journal.append({
             "event": "started", "trial": trial_id, "stage": stage, "params": point,
             "parent": None if parent is None else parent.id, "changes": list(changes),
             "epochs": epochs,
         })
+        save_state(self.results, self.state)
         with self.timings.measure("training"):
             outcome = self._evaluate(point, epochs, parent, trial_id)
         self.journal.append({
@@ -213,23 +237,10 @@ class Search:
         reason = self.infeasibility(point)
         if reason is not None:
             return Outcome("infeasible", reason)
-        training = self.config.training
-        try:
-            net = self.space.build(point)
-            if parent is not None:
-                inherit(net, load_network_record(self.results, parent.id).state_dict)
-            config = TrainConfig.from_point(
-                point, epochs, training.pruning, training.quantization,
-                self.config.device, self.config.seed + trial_id,
-            )
-            result = self.trainer(net, self.data, config)
-            test_error = evaluate(result.model, batches(self.data.test, self.data, config, False))
-        except SparsemodError as error:
-            return Outcome("failed", str(error))
-        except (RuntimeError, ValueError) as error:  # e.g. out of memory, NaNs in torch
-            return Outcome("failed", f"{type(error).__name__}: {error}")
-        sparse = result.sparsity if self.pricer.sparse_flash else 0.0
-        measured = cost(self.program, point, self.target, self._precision(), sparse)
+        try:  # user code runs here (trainer, dataset, collate): anything may be raised
+            result, test_error, measured = self._train(point, epochs, parent, trial_id)
+        except (Exception, SystemExit) as error:
+            return Outcome("failed", failure(error))
         save_network(self.results, trial_id, result.float_model.state_dict(), point,
                      self.arch_source, {"val_error": result.val_error})
         return Outcome("completed", metrics={
@@ -243,11 +254,57 @@ class Search:
             "test_error": test_error,
         })
 
+    def _train(self, point: Point, epochs: int, parent: Trial | None, trial_id: int
+               ) -> tuple[TrainResult, float, Any]:
+        """Build, train and measure one point: its training result, test error and costs."""
+        training = self.config.training
+        net = self.space.build(point)
+        if parent is not None:
+            inherit(net, load_network_record(self.results, parent.id).state_dict)
+        config = TrainConfig.from_point(
+            point, epochs, training.pruning, training.quantization,
+            self.config.device, self.config.seed + trial_id,
+        )
+        result = self.trainer(net, self.data, config)
+        if not isinstance(result, TrainResult):
+            raise TrainingError(f"the trainer returned {type(result).__name__}, not a "
+                                "TrainResult")
+        test_error = evaluate(result.model, batches(self.data.test, self.data, config, False))
+        sparse = result.sparsity if self.pricer.sparse_flash else 0.0
+        return result, test_error, cost(self.program, point, self.target, self._precision(),
+                                        sparse)
+
     # --- stages ---------------------------------------------------------------------------
 
     def run(self) -> list[Trial]:
-        """Run (or resume) the whole search; returns the Pareto front."""
+        """Run (or resume) the whole search, holding the results directory's lock; returns
+        the Pareto front.
+
+        Raises:
+            LockError: another search is writing the results directory.
+            ResultsWriteError: the results cannot be written (read-only, disk full, ...).
+            ResumeError: the directory holds a search of something else.
+            SearchError: every network of a stage failed.
+        """
+        with locked(self.results), writing(self.results):
+            return self._run()
+
+    def _resume(self) -> None:
+        """The state rebuilt from the journal (which gets its first event if new), cached
+        in `state.json`, and the setup written."""
+        records = self.journal.records()
+        self.state = load_state(self.results, self.state.experiment_hash, self.state.arch_hash,
+                                self.state.settings, records)
+        if not any(r["event"] == SEARCH_EVENT for r in records):
+            self.journal.append(search_event(self.state))
+            if self.state.seconds:  # the time of a journal written before the first event
+                self.journal.append({"event": RUN_EVENT, "seconds": self.state.seconds})
+        save_state(self.results, self.state)
+        self._write_setup()
+
+    def _run(self) -> list[Trial]:
         started = time.monotonic()
+        self._resume()
         for trial in self.journal.trials():
             if trial.status == "interrupted":
                 self.report(f"trial {trial.id} was interrupted: running it again")
@@ -263,8 +320,10 @@ class Search:
                     self._bo_batch)
         self._stage("morph", stages.morph_rounds, 1, epochs[2], self._morph_batch)
         front = self._finish()
-        self.timings.total += time.monotonic() - started
-        self.state.seconds += time.monotonic() - started
+        seconds = time.monotonic() - started
+        self.timings.total += seconds
+        self.state.seconds += seconds
+        self.journal.append({"event": RUN_EVENT, "seconds": round(seconds, 3)})
         save_state(self.results, self.state)
         return front
 
@@ -278,6 +337,7 @@ class Search:
             return sum(t.status in TRAINED for t in mine), len(mine)
 
         empty = 0
+        ran: list[Trial] = []
         done, proposed = counts()
         self.strategy.last_rejection = None
         with tqdm(total=total, initial=done, desc=f"{stage:>5}", unit="net", leave=False,
@@ -286,7 +346,7 @@ class Search:
                 if proposed >= PROPOSALS_PER_TRIAL * total:
                     self.report(f"stage {stage}: {proposed} points proposed, {done} feasible;"
                                 " going on")
-                    return
+                    break
                 asked, before = min(batch, total - done), self.timings.generation
                 with self.timings.measure("generation"):
                     proposals = propose(asked)
@@ -297,12 +357,26 @@ class Search:
                         why = self.strategy.last_rejection
                         self.report(f"stage {stage}: no new candidates"
                                     f"{f' (last rejected: {why})' if why else ''}; going on")
-                        return
+                        break
                 for point, parent, changes in proposals:
-                    self.run_trial(stage, point, epochs, parent, changes)
+                    ran.append(self.run_trial(stage, point, epochs, parent, changes))
                 done, proposed = counts()
                 bar.n = done
                 bar.refresh()
+        self._check_stage(stage, [t for t in ran if t.status in TRAINED])
+
+    def _check_stage(self, stage: str, trained: list[Trial]) -> None:
+        """Stop the search when every network a stage trained in this run failed: two or
+        more, or one while nothing has completed (then the cause is the trainer, the
+        data or the device, not the points)."""
+        if not trained or any(t.status != "failed" for t in trained):
+            return
+        if len(trained) == 1 and any(t.status == "completed" for t in self.journal.trials()):
+            return
+        raise SearchError(
+            f"every network of stage {stage} failed ({len(trained)} of {len(trained)}); the "
+            f"last because: {trained[-1].reason}. The failed trials are in {self.journal.path}"
+            "; fix the cause and run the search again to go on")
 
     def _sobol_batch(self, n: int) -> list[Proposal]:
         return [(p, None, ()) for p in self.strategy.initial(n)]
@@ -334,15 +408,3 @@ class Search:
         prune_networks(self.results, {t.id for t in front})
         write_csv(trials, self.results / CSV)
         return front
-
-
-def summary(trial: Trial) -> str:
-    """One line per trial, in units users read."""
-    head = f"trial {trial.id:>3} [{trial.stage}]"
-    if trial.status != "completed":
-        return f"{head} {trial.status}: {trial.reason}"
-    latency = f", latency {trial.latency_ms:.2f} ms" if trial.latency_ms is not None else ""
-    return (f"{head} error {100 * (trial.error or 0):.1f}%, "
-            f"flash {(trial.flash_bytes or 0) / 1024:.1f} KB, "
-            f"RAM {(trial.ram_bytes or 0) / 1024:.1f} KB{latency}, "
-            f"trained in {trial.train_seconds or 0:.1f} s")

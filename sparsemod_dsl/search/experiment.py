@@ -34,6 +34,8 @@ DATASETS = ("digits", "sequences")
 #: How the search chooses points (`strategy.make_strategy`); the first is the default.
 STRATEGIES = ("exact", "gp", "ax", "sobol")
 MAX_SEED = 2**32 - 1
+#: The largest RAM or flash budget override, in KB: 1 TiB, far above any microcontroller.
+MAX_BUDGET_KB = 2**30
 
 _REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -99,8 +101,9 @@ def _reference(*builtins: str) -> Check:
         f"must be {names}a 'package.module:function' reference, found {v!r}")
 
 
-def _positive(value: float) -> str | None:
-    return None if value > 0 else f"must be positive, found {value:g}"
+def _budget(value: float) -> str | None:
+    return None if 0 < value <= MAX_BUDGET_KB else (
+        f"must be a number of KB above 0 and at most {MAX_BUDGET_KB:,}, found {value:g}")
 
 
 def _file_name(value: str) -> str | None:
@@ -167,8 +170,8 @@ class TargetSettings:
     no stock TFLite Micro kernel reads it; see docs/cost-models.md)."""
 
     name: str | None = _key(None)
-    ram_kb: float | None = _key(None, _positive)
-    flash_kb: float | None = _key(None, _positive)
+    ram_kb: float | None = _key(None, _budget)
+    flash_kb: float | None = _key(None, _budget)
     weights: str = _key("dense", _one_of("dense", "sparse"))
 
     @property
@@ -267,12 +270,27 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
         problems.append(f"arch: file not found: {arch}")
     name = top.name or path.stem
     results = (base / (top.results or f"results/{name}")).resolve()
-    if results.exists() and not results.is_dir():
-        problems.append(f"results: not a directory: {results}")
+    if problem := _results_problem(results):
+        problems.append(f"results: {problem}")
     if problems or None in sections.values():
         return None
     return Experiment(path, arch, name, results, top.seed, top.device, sections["data"],
                       sections["stages"], objectives, target, sections["training"])
+
+
+def _results_problem(results: Path) -> str | None:
+    """Why `results` can be no results directory (a file, or under one), or None."""
+    for folder in (results, *results.parents):
+        try:
+            if not folder.exists():
+                continue
+        except OSError:  # unreadable: the search says why when it cannot write there
+            return None
+        if folder.is_dir():
+            return None
+        return f"not a directory: {folder}" if folder == results else (
+            f"{results} is under {folder}, which is not a directory")
+    return None
 
 
 def _unknown(raw: dict[str, Any]) -> list[str]:

@@ -28,7 +28,7 @@ from .experiment import load_experiment
 from .journal import Journal
 from .networks import load_network_record
 from .report import setup
-from .results import JOURNAL
+from .results import JOURNAL, SETUP
 from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evaluate
 
 
@@ -67,6 +67,8 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
         raise UsageError(f"trial {trial_id} is {trial.status}, not completed: nothing to export")
     arch = Path(info["arch"])
     record = load_network_record(results, trial_id, arch.read_text(encoding="utf-8"))
+    if not info.get("experiment"):
+        raise UsageError(f"{results / SETUP}: names no experiment file: cannot reload the data")
     experiment = load_experiment(info["experiment"])
     data_settings = experiment.data
     options = {**data_settings.options,

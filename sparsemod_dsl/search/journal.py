@@ -119,19 +119,50 @@ class Journal:
         raise ResultsError(f"{self.path}: no trial {trial_id}")
 
 
+#: The journal event that says what a search is a search of; the first event of a journal.
+SEARCH_EVENT = "search"
+#: The journal event that ends a run of a search, with its wall-clock `seconds`.
+RUN_EVENT = "run"
+#: The fields each event must have.
+_REQUIRED = {"started": ("trial", "stage", "params"), "finished": ("trial", "status"),
+             SEARCH_EVENT: ("experiment_hash", "arch_hash", "settings"), RUN_EVENT: ("seconds",)}
+_NUMBER = ("a number", (int, float))
+_COUNT = ("an integer", (int,))
+_TEXT = ("a string", (str,))
+#: What the value of each known field is, when present (null allowed for measures).
+_FIELDS: dict[str, tuple[tuple[str, tuple[type, ...]], bool]] = {
+    "trial": (_COUNT, True), "stage": (_TEXT, False), "params": (("an object", (dict,)), False),
+    "parent": (_COUNT, True), "changes": (("an array", (list,)), False),
+    "epochs": (_COUNT, False), "status": (_TEXT, False), "reason": (_TEXT, True),
+    "time": (_TEXT, True), "seconds": (_NUMBER, False), "format": (_COUNT, False),
+    "experiment_hash": (_TEXT, False), "arch_hash": (_TEXT, False),
+    "settings": (("an object", (dict,)), False),
+    **{name: (_COUNT, True) for name in ("flash_bytes", "ram_bytes", "macs")},
+    **{name: (_NUMBER, True) for name in ("error", "latency_ms", "train_seconds", "sparsity",
+                                          "test_error")},
+}
+
+
 def _check_event(record: object) -> None:
-    """Raise ValueError unless `record` is an event of the journal format."""
+    """Raise ValueError unless `record` is an event of the journal format, every known
+    field of it of its type (so that readers never meet a string where a number goes)."""
     if not isinstance(record, Mapping) or not isinstance(record.get("event"), str):
         raise ValueError("an event is a JSON object with an 'event' name")
     event = record["event"]
-    trial = record.get("trial")
-    if (event in ("started", "finished") or trial is not None) and type(trial) is not int:
-        raise ValueError(f"a {event} event needs an integer 'trial'")
-    if event == "started" and not (
-        isinstance(record.get("stage"), str) and isinstance(record.get("params"), dict)
-    ):
-        raise ValueError("a started event needs a 'stage' string and a 'params' object")
-    if event == "finished" and record.get("status") not in FINISHED:
+    missing = [repr(k) for k in _REQUIRED.get(event, ()) if record.get(k) is None]
+    if missing:
+        raise ValueError(f"a {event} event needs {' and '.join(missing)}")
+    for key, value in record.items():
+        if key in _FIELDS:
+            (kind, types), nullable = _FIELDS[key]
+            if not (value is None and nullable) and (
+                    isinstance(value, bool) or not isinstance(value, types)):
+                raise ValueError(f"its '{key}' must be {kind}{' or null' if nullable else ''}, "
+                                 f"not {json.dumps(value)[:40]}")
+    params = record.get("params", {})
+    if any(not isinstance(v, (str, int, float, bool)) for v in params.values()):
+        raise ValueError("its 'params' must map names to numbers, strings or booleans")
+    if event == "finished" and record["status"] not in FINISHED:
         raise ValueError(f"a finished event's 'status' is one of {', '.join(FINISHED)}")
 
 

@@ -16,9 +16,10 @@ from ..lang import ir
 from ..nets.cost import cost
 from ..nets.targets import load_target
 from ..space import compile_file
+from .experiment import OBJECTIVES
 from .journal import Journal
 from .results import JOURNAL, SETUP
-from .state import read_state
+from .state import spent_seconds
 from .text import table
 from .trials import Trial, pareto_front
 
@@ -48,11 +49,44 @@ def setup(results: Path) -> dict[str, Any]:
     """What the search recorded about its space, data and target (`setup.json`)."""
     path = results / SETUP
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{results}: not a results directory (no setup.json)") from None
     except (OSError, ValueError) as error:
         raise UsageError(f"{path}: unreadable: {error}") from None
+    if not isinstance(info, dict):
+        raise UsageError(f"{path}: not a JSON object")
+    for key, valid in _SETUP_FIELDS.items():
+        if not valid(info.get(key)):
+            raise UsageError(f"{path}: {key!r} is missing or malformed "
+                             f"(got {info.get(key)!r}); the search writes it anew when resumed")
+    return info
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _texts(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _sizes(value: object) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(type(v) is int and 0 < v < 2**31 for v in value))
+
+
+#: The fields of setup.json that `report`, `show` and `export` read, and their checks.
+_SETUP_FIELDS = {
+    "experiment": lambda v: v is None or isinstance(v, str),
+    "arch": _text,
+    "input_shape": _sizes,
+    "classes": lambda v: type(v) is int and 0 < v < 2**31,
+    "objectives": lambda v: _texts(v) and set(v) <= set(OBJECTIVES),
+    "target": lambda v: v is None or isinstance(v, str),
+    "quantization": lambda v: v is None or isinstance(v, str),
+    "weights": lambda v: v is None or isinstance(v, str),
+}
 
 
 def pareto_table(trials: Sequence[Trial], objectives: Sequence[str],
@@ -129,16 +163,21 @@ def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path) -> li
 def report(results: Path) -> tuple[str, list[Path]]:
     """The Pareto table of a results directory, and the plots written into it."""
     info = setup(results)
-    trials = Journal(results / JOURNAL).trials()
+    journal = Journal(results / JOURNAL)
+    trials = journal.trials()
     if not trials:
         raise UsageError(f"{results}: the search has no trials yet")
     objectives = list(info["objectives"])
-    state = read_state(results)
-    spent = "" if state is None else f"\nsearch time: {state.seconds / 60:.1f} min"
+    seconds = spent_seconds(results, journal.records())
+    spent = f"\nsearch time: {seconds / 60:.1f} min" if seconds else ""
     space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
     precision = "float32" if info.get("quantization") == "none" else "int8"
-    return (pareto_table(trials, objectives, space.program, precision) + spent,
-            plot(trials, objectives, results))
+    try:
+        plots = plot(trials, objectives, results)
+    except OSError as error:  # a read-only results directory, a full disk
+        raise UsageError(f"{error.filename or results}: cannot write the plots: "
+                         f"{error.strerror or error}") from None
+    return pareto_table(trials, objectives, space.program, precision) + spent, plots
 
 
 def show(results: Path, trial_id: int) -> str:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from ..errors import SparsemodError
+from ..errors import SparsemodError, UsageError
 
 JOURNAL = "journal.jsonl"
 STATE = "state.json"
@@ -35,6 +37,26 @@ os.umask(_UMASK)
 
 class ResultsError(SparsemodError):
     """A results directory whose files are damaged or lack what was asked for."""
+
+
+class ResultsWriteError(UsageError):
+    """The results directory cannot be created or written (read-only, full disk, ...)."""
+
+
+def write_error(error: OSError, path: Path | str) -> ResultsWriteError:
+    """The one-line error of an `OSError` met writing the results under `path`."""
+    return ResultsWriteError(f"{error.filename or path}: cannot write the search results: "
+                             f"{error.strerror or error}; once that is fixed, running the "
+                             "search again resumes it")
+
+
+@contextmanager
+def writing(results: Path | str) -> Iterator[None]:
+    """Turn an OSError raised in the body (disk full, read-only) into `write_error`'s."""
+    try:
+        yield
+    except OSError as error:
+        raise write_error(error, results) from None
 
 
 def write_atomic(path: Path | str, data: str | bytes) -> None:

@@ -1,18 +1,25 @@
 """Where a search stands (`state.json`), and whether a results directory may be resumed.
 
-The state says what the directory is a search of (experiment and `.arch` hashes,
-canonical settings) and how far it got; `load_state` refuses to go on with a
-search of something else, and says what changed.
+The journal is the one source of truth: its first event (`SEARCH_EVENT`) says what
+the directory is a search of (experiment and `.arch` hashes, canonical settings),
+its trial events how far the search got, and a `RUN_EVENT` ends every run with its
+time. `load_state` rebuilds the state from the journal, refuses to go on with a
+search of something else (and says what changed), and never hands out a trial id
+the journal has used. `state.json` is a cache of that state for readers; a
+missing, stale or damaged one is rebuilt. A journal written before the first event
+existed is resumed with its `state.json`'s identity.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import SparsemodError
+from .journal import RUN_EVENT, SEARCH_EVENT
 from .results import STATE, ResultsError, write_atomic
 
 #: Version of the state format; a state of another version is not resumed.
@@ -31,9 +38,9 @@ class State:
         experiment_hash: `experiment.experiment_hash` of the experiment file.
         arch_hash: sha256 of the `.arch` source (`sha256_text`).
         settings: the experiment's canonical settings, to say what changed on resume.
-        next_trial: the id the next new trial gets.
-        progress: counters of the engine, e.g. {"sobol": 12, "bo_rounds": 2}.
-        seconds: wall-clock time spent searching, over all runs, in seconds.
+        next_trial: the id the next new trial gets: one more than the journal's last.
+        progress: the trials started per stage, e.g. {"sobol": 12, "bo": 8}.
+        seconds: wall-clock time spent searching, over all completed runs, in seconds.
     """
 
     experiment_hash: str
@@ -73,22 +80,54 @@ def read_state(results_dir: Path | str) -> State | None:
         raise ResultsError(f"{path}: not a search state: {error}") from None
 
 
+def search_event(state: State) -> dict[str, Any]:
+    """The journal's first event: what `state` is a search of."""
+    return {"event": SEARCH_EVENT, "format": FORMAT, "experiment_hash": state.experiment_hash,
+            "arch_hash": state.arch_hash, "settings": state.settings}
+
+
 def load_state(results_dir: Path | str, experiment_hash: str, arch_hash: str,
-               settings: Mapping[str, Any] | None = None) -> State:
-    """The state to go on from: the saved one, or a fresh one in a new directory.
+               settings: Mapping[str, Any] | None = None,
+               records: Sequence[Mapping[str, Any]] = ()) -> State:
+    """The state to go on from, rebuilt from the journal's `records`.
 
     Args:
         experiment_hash, arch_hash: what the search to run is a search of.
-        settings: its canonical settings, kept in a fresh state and compared with a
-            saved one's to say what changed.
+        settings: its canonical settings, kept in the state and compared with the
+            saved ones to say what changed.
+        records: the journal's events (`Journal.records`).
 
     Raises:
         ResumeError: the directory holds a search of another experiment or `.arch`
             source; the message says what changed.
+        ResultsError: the journal has no `SEARCH_EVENT` and `state.json` is damaged.
     """
-    saved = read_state(results_dir)
-    if saved is None:
-        return State(experiment_hash, arch_hash, dict(settings or {}))
+    first = next((r for r in records if r["event"] == SEARCH_EVENT), None)
+    saved = _saved_search(first) if first is not None else read_state(results_dir)
+    if saved is not None:
+        _check_same_search(results_dir, saved, experiment_hash, arch_hash, settings)
+    started = {r["trial"]: r["stage"] for r in records if r["event"] == "started"}
+    return State(experiment_hash, arch_hash, dict(settings or {}),
+                 next_trial=max(started, default=-1) + 1, progress=dict(Counter(started.values())),
+                 seconds=spent_seconds(results_dir, records))
+
+
+def spent_seconds(results_dir: Path | str, records: Sequence[Mapping[str, Any]]) -> float:
+    """The seconds a search spent over its completed runs: the sum of the journal's
+    `RUN_EVENT`s, plus `state.json`'s count for a journal without its first event."""
+    seconds = float(sum(r["seconds"] for r in records if r["event"] == RUN_EVENT))
+    if not any(r["event"] == SEARCH_EVENT for r in records):
+        saved = read_state(results_dir)
+        seconds += saved.seconds if saved is not None else 0.0
+    return seconds
+
+
+def _saved_search(event: Mapping[str, Any]) -> State:
+    return State(event["experiment_hash"], event["arch_hash"], dict(event["settings"]))
+
+
+def _check_same_search(results_dir: Path | str, saved: State, experiment_hash: str,
+                       arch_hash: str, settings: Mapping[str, Any] | None) -> None:
     changes = []
     if saved.experiment_hash != experiment_hash:
         old, new = _flatten(saved.settings), _flatten(settings or {})
@@ -103,7 +142,6 @@ def load_state(results_dir: Path | str, experiment_hash: str, arch_hash: str,
             f"it started: {'; '.join(changes)}. Use a new results directory (the `results` "
             "key of the experiment file), or restore the old settings to resume"
         )
-    return saved
 
 
 def _flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

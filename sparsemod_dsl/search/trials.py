@@ -1,4 +1,4 @@
-"""Trials as the search sees them: the `Trial` record, the CSV table, the Pareto front.
+"""Trials as the search sees them: the `Trial` record, its line, the CSV table, the Pareto front.
 
 A `Trial` is what the journal (`journal.Journal.trials`) tells of one trained or
 rejected point; the strategies, the engine and the report all read trials, so the
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..errors import SparsemodError
 from ..lang.ir import Scalar
 from .results import write_atomic
 
@@ -50,6 +51,27 @@ class Trial:
         """The value of an objective named as in the experiment file (`flash`: bytes)."""
         value: float | None = getattr(self, OBJECTIVE_FIELDS[name])
         return value
+
+
+def failure(error: BaseException) -> str:
+    """The reason of a failed trial, from what its training raised."""
+    if isinstance(error, SystemExit):
+        return f"the trainer or the data called sys.exit({error.code!r})"
+    if isinstance(error, SparsemodError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def summary(trial: Trial) -> str:
+    """One line per trial, in units users read."""
+    head = f"trial {trial.id:>3} [{trial.stage}]"
+    if trial.status != "completed":
+        return f"{head} {trial.status}: {trial.reason}"
+    latency = f", latency {trial.latency_ms:.2f} ms" if trial.latency_ms is not None else ""
+    return (f"{head} error {100 * (trial.error or 0):.1f}%, "
+            f"flash {(trial.flash_bytes or 0) / 1024:.1f} KB, "
+            f"RAM {(trial.ram_bytes or 0) / 1024:.1f} KB{latency}, "
+            f"trained in {trial.train_seconds or 0:.1f} s")
 
 
 def write_csv(trials: Iterable[Trial], path: Path | str) -> None:

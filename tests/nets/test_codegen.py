@@ -8,6 +8,7 @@ same shapes, and (with the runtime weights loaded) exactly the same outputs.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -18,10 +19,13 @@ from typing import Any, Callable, Iterator
 import pytest
 import torch
 from helpers import MAX_WEIGHTS, PROGRAM_NAMES, batch, program, weights
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.lang.compiler import compile_source
-from sparsemod_dsl.nets import point
+from sparsemod_dsl.lang.lower import limits
+from sparsemod_dsl.nets import cost, point
 from sparsemod_dsl.nets.builder import build
 from sparsemod_dsl.nets.codegen import builder_source, ir_json
 
@@ -227,3 +231,60 @@ def test_generated_file_runs_on_its_own(tmp_path: Path) -> None:
                          text=True, timeout=120, env={"PATH": "", "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "(1, 10)"
+
+
+#: Any text: controls (NUL, carriage return, escape), line and paragraph separators,
+#: lone surrogates, quotes and backslashes.
+_ODD_TEXT = st.text(st.one_of(st.characters(codec=None, exclude_categories=()),
+                              st.sampled_from('"\\\0\r\x0b\u2028')), max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_ODD_TEXT, file=_ODD_TEXT)
+def test_any_doc_string_and_file_name_give_a_valid_module(doc: str, file: str) -> None:
+    """The generated file compiles, and its doc string holds the doc and file name."""
+    prog = dataclasses.replace(SPACES["quickstart"], doc=doc, file=file)
+    network = tuple(
+        dataclasses.replace(node, span=dataclasses.replace(node.span, file=file))
+        if isinstance(node, ir.Layer) else node for node in prog.network
+    )
+    source = builder_source(dataclasses.replace(prog, network=network))
+    tree = ast.parse(source)
+    compile(tree, "gen.py", "exec")
+    module_doc = ast.get_docstring(tree, clean=False)
+    assert module_doc is not None and doc in module_doc and f"from {file}; " in module_doc
+
+
+def _nested_blocks(levels: int) -> str:
+    """Blocks nested `levels` structures deep (two optional parts each, in blocks
+    called `levels // 2` deep), each with an argument `levels` operators deep."""
+    deep = " + ".join(["1"] * limits.MAX_CALL_DEPTH)
+    blocks = []
+    count = levels // 2
+    for i in range(count):
+        inner = f"b{i + 1}(w)" if i + 1 < count else "dropout(p = w / 1000)"
+        blocks.append(
+            f"block b{i}(w) {{\n    optional o{i} {{\n        choose c{i} {{\n"
+            f"            on: {inner}\n            off: relu\n        }}\n    }}\n}}\n"
+        )
+    return (
+        "arch deep(input: image(1, 8, 8), classes = 3)\n\n" + "\n".join(blocks)
+        + f"\nnetwork {{\n    conv2d(4, 3)\n    b0({deep} + {deep})\n    flatten\n"
+        "    linear(classes)\n}\n"
+    )
+
+
+def test_a_space_at_the_depth_limits_goes_through_every_stage() -> None:
+    """Structures nested as deep as the language allows, through blocks called as deep as
+    it allows, with an expression as deep as it allows: validated, priced, traced,
+    generated and built without reaching Python's recursion limit."""
+    prog = compile_source(_nested_blocks(limits.MAX_STRUCTURE_DEPTH))
+    flags = ir.ChoiceDomain((False, True), True, False)
+    pt = {p.name: True if p.domain == flags else "on" for p in prog.parameters}
+    assert len(pt) == limits.MAX_STRUCTURE_DEPTH
+    check = point.validate(prog, pt)
+    assert check, check.reason
+    assert cost.cost(prog, pt).params > 0
+    namespace: dict[str, Any] = {}
+    exec(compile(builder_source(prog), "gen_deep.py", "exec"), namespace)
+    _same_networks(build(prog, pt), namespace["build"](pt))

@@ -190,6 +190,8 @@ def test_int8_model_holds_qdq_nodes_int8_weights_and_float_recurrent_layers(name
     ops = {n.op_type for n in nodes}
     assert {"QuantizeLinear", "DequantizeLinear", "Conv", "Gemm"} <= ops
     assert {o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")} == {OPSET}
+    # no private domains of onnxruntime's optimiser, which other importers need not know
+    assert {o.domain for o in proto.opset_import} <= {"", "ai.onnx"} | {n.domain for n in nodes}
     inits = initializers(proto)
     made_by = {out: n for n in nodes for out in n.output}
     int8, int32 = onnx.TensorProto.INT8, onnx.TensorProto.INT32

@@ -11,13 +11,18 @@ import math
 
 import pytest
 from helpers import PROGRAM_NAMES, program
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from sparsemod_dsl.errors import ArchError
 from sparsemod_dsl.lang import ir
 from sparsemod_dsl.lang.compiler import compile_source
-from sparsemod_dsl.nets import point
+from sparsemod_dsl.nets import cost, point
+from sparsemod_dsl.nets.builder import bind
+from sparsemod_dsl.nets.graph import deployed_graph
 from sparsemod_dsl.nets.point import PointError
+from sparsemod_dsl.nets.targets import load_target
+from sparsemod_dsl.nets.trace import trace
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -156,6 +161,21 @@ network {
 constraint a > b
 '''
 
+ARITHMETIC = '''
+arch arithmetic(input: image(1, 8, 8), classes = 3)
+
+network {
+    k = int[1..4]
+    big = int[1..9007199254740992]
+    scale = float[1.0..1e300]
+    divided: conv2d(filters = 4, kernel = 8 // (k - 2))
+    squared: conv2d(filters = big * big // big, kernel = 1)
+    global_avg_pool
+    dropout(p = min(0.5, scale * scale / 1e300))
+    linear(classes)
+}
+'''
+
 DOMAINS = '''
 arch domains(input: image(1, 8, 8), classes = 3)
 
@@ -175,10 +195,11 @@ network {
 
 SPACES = {
     name: compile_source(text, f"{name}.arch")
-    for name, text in dict(demo=DEMO, domains=DOMAINS, constrained=CONSTRAINED, kernels=KERNELS, groups=GROUPS,
+    for name, text in dict(demo=DEMO, domains=DOMAINS, constrained=CONSTRAINED, kernels=KERNELS,
+                           groups=GROUPS,
                            residual=RESIDUAL, residual_repeat=RESIDUAL_REPEAT,
                            division=DIVISION, nonlinear=NONLINEAR,
-                           unsatisfiable=UNSATISFIABLE).items()
+                           unsatisfiable=UNSATISFIABLE, arithmetic=ARITHMETIC).items()
 }
 DEMO_P = SPACES["demo"]
 
@@ -309,6 +330,10 @@ def test_value_of_and_holds() -> None:
     assert point.value_of(ir.Builtin("in_channels"), prog, full, channels=5) == 5
     with pytest.raises(PointError):
         point.value_of(ir.BinOp("//", a, ir.Const(0)), prog, full)
+    with pytest.raises(PointError, match="beyond 2\\*\\*53"):
+        point.value_of(ir.BinOp("*", ir.Const(2**53), b), prog, full)
+    with pytest.raises(PointError, match="out of range"):
+        point.value_of(ir.BinOp("*", ir.Const(1e300), ir.Const(1e300)), prog, full)
     le = ir.Constraint(ir.BinOp("+", a, b), "<=", ir.Const(9))
     assert point.holds(le, prog, full)
     assert not point.holds(ir.Constraint(a, "<", ir.Const(7)), prog, full)
@@ -437,16 +462,58 @@ def test_the_residual_blamed_is_the_instance_that_fails() -> None:
     assert not check.ok and check.parameters == ("unit[2].conv2d.filters",)
 
 
+def test_a_value_that_cannot_be_computed_fails_validation() -> None:
+    prog = SPACES["arithmetic"]
+    assert point.validate(prog, {"k": 3, "big": 2**26}).ok
+    check = point.validate(prog, {"k": 2})
+    assert not check.ok and check.parameters == ("k",)
+    assert check.reason == "divided: 'conv2d' argument 'kernel' cannot be computed: division " \
+        "by zero"
+    check = point.validate(prog, {"k": 3, "big": 2**27})  # big * big is 2**54
+    assert not check.ok and check.parameters == ("big",)
+    assert "'conv2d' argument 'filters' cannot be computed: the integer 18014398509481984 " \
+        "is beyond 2**53" in check.reason
+    check = point.validate(prog, {"k": 3, "scale": 1e200})
+    assert not check.ok and check.parameters == ("scale",) and "out of range" in check.reason
+    for bad in ({"k": 2}, {"k": 3, "big": 2**27}, {"k": 3, "scale": 1e200}):
+        with pytest.raises(PointError, match="cannot be computed"):
+            trace(prog, bad)
+
+
+@pytest.mark.parametrize("value", [10**400, -10**400, 2**53 + 1, 1e400, -1e400, math.nan,
+                                   None, [8]],
+                         ids=["1e400 int", "-1e400 int", "2**53+1", "inf", "-inf", "nan",
+                              "None", "list"])
+def test_validate_rejects_values_that_are_out_of_range(value: object) -> None:
+    """Found by fuzzing: 10**400 raised OverflowError in `validate` and `cost`."""
+    check = point.validate(DEMO_P, {"layer[1].conv2d.filters": value})
+    assert not check.ok and check.parameters == ("layer[1].conv2d.filters",)
+    assert check.reason == f"layer[1].conv2d.filters = {value!r} is outside its domain"
+
+
+def test_an_input_shape_out_of_range_fails_validation() -> None:
+    for shape in ((1, 10**400, 8), (1, 0, 8)):
+        prog = bind(DEMO_P, shape)
+        check = point.validate(prog, {})
+        assert not check.ok and "is out of range" in check.reason
+        with pytest.raises(PointError, match="is out of range"):
+            trace(prog, {})
+
+
 garbage = st.one_of(
     st.integers(-10**9, 10**9), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=4), st.booleans(),
+    st.text(max_size=4), st.booleans(), st.none(),
+    st.sampled_from([10**400, -10**400, 2**53, 2**53 + 1, 1e308, -1e308, 0, -1]),
 )
 ALL_SPACES = [*SPACES.values()] + [program(name) for name in PROGRAM_NAMES]
+TARGET = load_target("nrf52840")
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_validate_never_raises(data: st.DataObject) -> None:
+    """Whatever the values: `validate` answers; a valid point is traced, priced and has a
+    deployed graph; the trace of an invalid one says why it fails, as a `PointError`."""
     prog = data.draw(st.sampled_from(ALL_SPACES), label="program")
     names = [p.name for p in prog.parameters]
     base: dict[str, object] = {}
@@ -462,6 +529,66 @@ def test_validate_never_raises(data: st.DataObject) -> None:
     if not check.ok:
         assert check.reason
         assert set(check.parameters) <= set(names)
+        try:
+            trace(prog, values)
+        except PointError:
+            pass
+        return
+    trace(prog, values)
+    assert deployed_graph(prog, values).ops
+    assert cost.cost(prog, values, TARGET).flash_bytes > 0
+
+
+def _arithmetic(leaves: list[str], ops: list[str]) -> st.SearchStrategy[str]:
+    """Arithmetic on parameters and extreme constants, as `.arch` text."""
+    return st.recursive(st.sampled_from(leaves), lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(ops), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        inner.map(lambda x: f"(-{x})"),
+        st.tuples(st.sampled_from(["min", "max"]), inner, inner).map(
+            lambda t: f"{t[0]}({t[1]}, {t[2]})"),
+    ), max_leaves=10)
+
+
+_INTS = ["a", "b", "0", "1", "2", "9007199254740992", "classes"]
+_CLAMP = st.sampled_from(["{}", "min(5, max(1, {}))"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(kernel=st.tuples(_CLAMP, _arithmetic(_INTS, ["+", "-", "*", "//"])),
+       rate=st.tuples(_CLAMP, _arithmetic([*_INTS, "1e300", "0.5"], ["+", "-", "*", "/"])),
+       a=st.integers(-3, 3),
+       b=st.one_of(st.integers(-3, 3), st.sampled_from([2**26, 2**27, 2**53])))
+def test_any_arithmetic_checks_or_validates_without_raising(
+    kernel: tuple[str, str], rate: tuple[str, str], a: int, b: int
+) -> None:
+    """Division by zero and overflow everywhere: a positioned error; somewhere: `validate`
+    says so at those points; elsewhere the point is priced."""
+    source = f'''
+arch arith(input: image(1, 8, 8), classes = 3)
+
+network {{
+    a = int[-3..3]
+    b = int[-3..9007199254740992]
+    conv2d(filters = 4 + a * 0 + b * 0, kernel = 1)
+    conv2d(filters = 4, kernel = {kernel[0].format(kernel[1])})
+    global_avg_pool
+    dropout(p = {rate[0].format(rate[1]).replace("min(5, max(1,", "min(0.5, max(0,")})
+    linear(classes)
+}}
+'''
+    try:
+        prog = compile_source(source, "arith.arch")
+    except ArchError as error:
+        assert all(d.span.line >= 1 for d in error.diagnostics)
+        event("compile error")
+        return
+    values = {"a": a, "b": b}
+    check = point.validate(prog, values)
+    if check:
+        assert cost.cost(prog, values, TARGET).flash_bytes > 0
+    else:
+        assert check.reason
+    event("valid" if check else "invalid")
 
 
 # --- sample -------------------------------------------------------------------------------

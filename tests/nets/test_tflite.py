@@ -9,8 +9,9 @@ batch-norm statistics and int8 calibrated on random data:
   reference kernels);
 - their outputs agree with torch's int8 model within one output quantisation step on
   at least 99% of the output values, argmax on at least 99% of 100 inputs (torch's int8
-  model computes with TFLite's integer arithmetic: TFLM agrees bit for bit but for the
-  input's rounding);
+  model computes with TFLite's integer arithmetic: TFLM agrees bit for bit on inputs
+  the int8 grid holds; LiteRT's reference FULLY_CONNECTED rounds once where TFLM rounds
+  twice, so LiteRT is compared with torch's int8 model rounding its way);
 - the cost model's activation area equals TFLM's (the head of its arena) on at least 95%
   of points, its arena total is within 10% and its flash within 5% of the file, on
   every point (the issue's bounds; the measured errors are far smaller).
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import DEPLOY_SOURCES, deploy_program, program, sensitive
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sparsemod_dsl.nets import point
@@ -35,6 +36,7 @@ from sparsemod_dsl.nets.deploy.export import (
 )
 from sparsemod_dsl.nets.deploy.measure import measure, randomized
 from sparsemod_dsl.nets.graph import deployed_graph
+from sparsemod_dsl.nets.int8_kernels import litert_rounding
 from sparsemod_dsl.nets.quantize import static_int8
 from sparsemod_dsl.nets.trace import trace
 
@@ -63,16 +65,25 @@ def litert_outputs(model: bytes, inputs: np.ndarray) -> np.ndarray:
     runner.allocate_tensors()
     source, sink = runner.get_input_details()[0], runner.get_output_details()[0]
     outputs = []
-    for example in inputs:
-        runner.set_tensor(source["index"], example[None])
+    for one in inputs:
+        runner.set_tensor(source["index"], one[None])
         runner.invoke()
         outputs.append(runner.get_tensor(sink["index"])[0].copy())
     return np.stack(outputs)
 
 
+def on_grid(x: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:
+    """`x` moved to the nearest values the int8 input holds: torch and the export quantise
+    those alike (elsewhere their float roundings can differ on a tie, and the step grows
+    through a deep network)."""
+    return ((torch.round(x / scale) + zero_point).clamp(-128, 127) - zero_point) * scale
+
+
 @pytest.mark.parametrize("name", [*SPACES])
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
+@example(seed=95)  # mbconv: torch and TFLite quantised 5 input values differently
+@example(seed=44868750)  # deploy_sequence: LiteRT's FULLY_CONNECTED rounds once
 def test_tflm_and_litert_run_the_export_as_torch_int8_computes_it(name: str, seed: int) -> None:
     prog = SPACES[name]
     for pt in valid_points(name, seed, n=1):
@@ -84,11 +95,13 @@ def test_tflm_and_litert_run_the_export_as_torch_int8_computes_it(name: str, see
         int8 = static_int8(randomized(sensitive(prog, pt, calibration), generator), calibration)
         graph = deployed_graph(prog, pt)
         exported = export_int8(prog, pt, int8, "tflite", "net")
-        x = torch.randn(100, *shape.sizes(), generator=generator)
+        assert exported.int8 is not None
+        q_in = exported.int8.activations[graph.input]
+        x = on_grid(torch.randn(100, *shape.sizes(), generator=generator),
+                    float(q_in.scale[0]), int(q_in.zero_point[0]))
         with torch.no_grad():
             expected = int8(x).numpy()
         got = run_tflm(exported, x)
-        assert exported.int8 is not None
         step = float(exported.int8.activations[graph.output].scale[0])
         within = np.abs(got - expected) <= 1.01 * step
         assert within.mean() >= 0.99, (name, pt, np.abs(got - expected).max() / step)
@@ -98,8 +111,10 @@ def test_tflm_and_litert_run_the_export_as_torch_int8_computes_it(name: str, see
         q_out = exported.int8.activations[graph.output]
         lite = (litert_outputs(exported.model, codes).astype(np.float32)
                 - float(q_out.zero_point[0])) * step
-        assert (np.abs(lite - expected) <= 1.01 * step).mean() >= 0.99
-        assert (lite.argmax(1) == expected.argmax(1)).mean() >= 0.99
+        with torch.no_grad(), litert_rounding():
+            expected_lite = int8(x).numpy()
+        assert (np.abs(lite - expected_lite) <= 1.01 * step).mean() >= 0.99
+        assert (lite.argmax(1) == expected_lite.argmax(1)).mean() >= 0.99
 
 
 @pytest.mark.parametrize("name", [*SPACES])

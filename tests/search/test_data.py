@@ -221,6 +221,32 @@ def test_a_user_module_that_fails_to_import(tmp_path: Path,
         resolve("sm_test_broken:f")
 
 
+def test_a_user_module_that_exits_on_import(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """sys.exit in user code ended the whole command with its code and no message."""
+    (tmp_path / "sm_test_exits.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DataError, match=r"importing 'sm_test_exits' failed: it called "
+                                        r"sys.exit\(3\)"):
+        resolve("sm_test_exits:f")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"samples": 0}, "sequences: option samples must be a positive integer, found 0"),
+    ({"steps": 2.5}, "sequences: option steps must be a positive integer, found 2.5"),
+    ({"features": True}, "sequences: option features must be a positive integer, found True"),
+    ({"samples": 12}, "sequences: 12 samples leave the test split empty: every class needs "
+                      "at least 4 samples"),
+    ({"steps": 10**6}, "sequences: 1200 samples x 1000000 steps x 8 features are more than "
+                       "the 100,000,000 values it makes"),
+])
+def test_bad_sequences_options_are_named_errors(options: dict[str, Any], message: str) -> None:
+    """`samples = 0` was an internal error (the max of an empty tensor)."""
+    with pytest.raises(DataError) as error:
+        load_dataset("sequences", options=options)
+    assert str(error.value) == message
+
+
 def test_unknown_options_of_a_user_function(user: Any) -> None:
     with pytest.raises(DataError, match="unknown option"):
         load_dataset(f"{USER_MODULE}:sequences", options={"n": 3})

@@ -166,7 +166,13 @@ ERRORS = [
      "found 'mnist'"),
     ("[data]\ndataset = 'digits'\ncollate = 'collate'\n",
      "data.collate must be a 'package.module:function' reference, found 'collate'"),
-    ("[target]\nflash_kb = 0\n", "target.flash_kb must be positive, found 0"),
+    ("[target]\nflash_kb = 0\n", "target.flash_kb must be a number of KB above 0 and at most "
+     "1,073,741,824, found 0"),
+    # budgets that overflowed into an internal error (int(inf * 1024))
+    ("[target]\nram_kb = inf\n", "target.ram_kb must be a number of KB above 0 and at most "
+     "1,073,741,824, found inf"),
+    ("[target]\nram_kb = 1e308\n", "target.ram_kb must be a number of KB above 0"),
+    ("[target]\nflash_kb = nan\n", "found nan"),
     # counts and epochs
     ("[stages]\nbo_rounds = -1\n", "stages.bo_rounds must be at least 0, found -1"),
     ("[stages]\nmorph_rounds = -2\n", "stages.morph_rounds must be at least 0, found -2"),
@@ -187,6 +193,7 @@ ERRORS = [
     # files
     ("[target]\nname = 'other.toml'\n", "target.name: target file not found: "),
     ("results = 'space.arch'\n", "results: not a directory: "),
+    ("results = 'space.arch/out'\n", "space.arch/out is under "),
 ]
 
 

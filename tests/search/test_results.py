@@ -33,6 +33,7 @@ from sparsemod_dsl.search.state import (
     load_state,
     read_state,
     save_state,
+    search_event,
 )
 from sparsemod_dsl.search.trials import (
     CSV_COLUMNS,
@@ -77,7 +78,8 @@ def test_write_atomic_modes(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o640
 
 
-def test_a_failed_write_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_the_old_file(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "state.json"
     path.write_text("old")
 
@@ -126,6 +128,47 @@ def test_journal_rejects_malformed_events(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             journal.append(bad)
     assert not journal.path.exists() or journal.path.read_text() == ""
+
+
+_COUNTS = ("flash_bytes", "ram_bytes", "macs")
+_MEASURES = ("error", "latency_ms", "train_seconds", "sparsity", "test_error")
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5)
+                     | st.floats(allow_nan=False, allow_infinity=False),
+                     lambda inner: st.lists(inner, max_size=2)
+                     | st.dictionaries(st.text(max_size=3), inner, max_size=2), max_leaves=4)
+
+
+def _fits(field: str, value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return value is None
+    return isinstance(value, int) or (field in _MEASURES and isinstance(value, float))
+
+
+@FIXTURE
+@given(field=st.sampled_from(_COUNTS + _MEASURES), value=_JSON)
+def test_a_measure_of_the_wrong_type_is_a_damaged_line(tmp_path: Path, field: str,
+                                                      value: Any) -> None:
+    """A finished event with `"error": "x"` made `report` and `show` fail with an
+    internal error; now reading the journal says which line and field."""
+    path = tmp_path / "journal.jsonl"
+    path.write_text(json.dumps(started(0)) + "\n" + json.dumps(finished(0, **{field: value}))
+                    + "\n")
+    if _fits(field, value):
+        assert getattr(Journal(path).trials()[0], field, None) in (value, None)
+        return
+    with pytest.raises(ResultsError, match=rf"journal\.jsonl:2: not a journal event \(its "
+                                           rf"'{field}' must be (a number|an integer) or null"):
+        Journal(path).records()
+
+
+def test_events_of_a_search_and_of_a_run_are_checked(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.jsonl")
+    for bad in ({"event": "search", "experiment_hash": "e", "arch_hash": "a"},
+                {"event": "search", "experiment_hash": 1, "arch_hash": "a", "settings": {}},
+                {"event": "run"}, {"event": "run", "seconds": "10"},
+                {**started(0), "params": {"a": [1]}}, {**started(0), "parent": "1"}):
+        with pytest.raises(ValueError):
+            journal.append(bad)
 
 
 def test_a_torn_last_line_is_ignored_then_cut(tmp_path: Path) -> None:
@@ -263,7 +306,41 @@ def test_state_round_trip(tmp_path: Path) -> None:
     fresh.next_trial, fresh.progress, fresh.seconds = 5, {"sobol": 5}, 12.5
     save_state(tmp_path / "new", fresh)
     assert (tmp_path / "new" / "state.json").stat().st_size < 4096
-    assert load_state(tmp_path / "new", "e" * 64, "a" * 64, {"seed": 0}) == fresh
+    assert read_state(tmp_path / "new") == fresh
+
+
+SEARCH = search_event(State("e" * 64, "a" * 64, {"seed": 0}))
+
+
+@pytest.mark.parametrize("cache", ["missing", "stale", "damaged"])
+def test_the_state_is_rebuilt_from_the_journal(tmp_path: Path, cache: str) -> None:
+    """The journal is the truth: next_trial follows its last id whatever state.json says,
+    so that no id is ever given twice (it was 0 with state.json deleted)."""
+    journal = Journal(tmp_path / "journal.jsonl")
+    for event in [SEARCH, started(0), finished(0), started(1), finished(1, "failed"),
+                  {"event": "run", "seconds": 10.0}, started(2, "bo"), started(3, "bo"),
+                  finished(3), started(2, "bo")]:  # 2 interrupted, then run again
+        journal.append(event)
+    if cache != "missing":
+        save_state(tmp_path, State("e" * 64, "a" * 64, {"seed": 0}, next_trial=1))
+    if cache == "damaged":
+        (tmp_path / "state.json").write_text("{")
+    state = load_state(tmp_path, "e" * 64, "a" * 64, {"seed": 0}, journal.records())
+    assert state == State("e" * 64, "a" * 64, {"seed": 0}, next_trial=4,
+                          progress={"sobol": 2, "bo": 2}, seconds=10.0)
+    with pytest.raises(ResumeError, match="the .arch source"):  # the journal's identity
+        load_state(tmp_path, "e" * 64, "b" * 64, {"seed": 0}, journal.records())
+
+
+def test_a_journal_without_its_first_event_keeps_the_state_identity(tmp_path: Path) -> None:
+    """Journals of the earlier format: the identity and time come from state.json."""
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append(started(0))
+    save_state(tmp_path, State("e" * 64, "a" * 64, {"seed": 0}, seconds=7.0))
+    state = load_state(tmp_path, "e" * 64, "a" * 64, {"seed": 0}, journal.records())
+    assert (state.next_trial, state.seconds) == (1, 7.0)
+    with pytest.raises(ResumeError):
+        load_state(tmp_path, "f" * 64, "a" * 64, {"seed": 1}, journal.records())
 
 
 def test_a_damaged_state_is_an_error(tmp_path: Path) -> None:

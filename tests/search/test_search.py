@@ -8,12 +8,6 @@ real pruning and quantisation, on a tiny space.
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +16,6 @@ from sparsemod_dsl import cli
 from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import load_experiment
-from sparsemod_dsl.search.journal import Journal
 from sparsemod_dsl.search.train import TrainConfig, TrainResult, default_trainer
 
 TINY = '''\
@@ -115,7 +108,8 @@ def single_run(folder: Path, training: str, **sections: str) -> list:
 
 @pytest.mark.parametrize("scheme", ["none", "post", "dynamic", "both"])
 def test_every_quantisation_scheme(tmp_path: Path, scheme: str) -> None:
-    trials = single_run(tmp_path / scheme, f'[training]\npruning = false\nquantization = "{scheme}"\n')
+    trials = single_run(tmp_path / scheme,
+                        f'[training]\npruning = false\nquantization = "{scheme}"\n')
     float32 = single_run(tmp_path / "float", '[training]\npruning = false\nquantization = "none"\n')
     for quantised, plain in zip(trials, float32):
         assert quantised.params == plain.params and quantised.sparsity == 0.0
@@ -190,50 +184,6 @@ def test_resume_does_not_retrain_finished_trials(tmp_path: Path) -> None:
     before = first.journal.trials()
     again, lines = search(path)
     assert again.journal.trials() == before and lines == []
-
-
-def test_resume_after_sigkill_loses_and_duplicates_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = experiment(
-        tmp_path, stages="[stages]\nsobol = 6\nbo_rounds = 0\nmorph_rounds = 0\n"
-                         "epochs = [2, 1, 1]\n")
-    journal = Journal(tmp_path / "results" / "journal.jsonl")
-    # the installed console script, run outside the source tree (which would shadow the
-    # installed package for `python -m`)
-    command = [str(Path(sys.executable).with_name("sparsemodc")), "search", str(path)]
-    log = tmp_path / "stderr.txt"
-    with log.open("w") as stderr:
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                   stderr=stderr)
-        deadline = time.monotonic() + 300
-        # kill it while a trial is running, once at least one trial has finished
-        while time.monotonic() < deadline and process.poll() is None:
-            trials = journal.trials() if journal.path.exists() else []
-            if any(t.status != "interrupted" for t in trials) and (
-                trials[-1].status == "interrupted"
-            ):
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, f"the search ended early: {log.read_text()}"
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-    killed = journal.trials()
-    assert killed, "the search never started a trial"
-    finished_before = {t.id: t.finished for t in killed if t.status != "interrupted"}
-    capsys.readouterr()
-    assert cli.main(["search", str(path)]) == 0
-    assert re.search(r"time: \d+ s, of which \d+ s training and [\d.]+ s choosing points "
-                     r"\(exact strategy\)", capsys.readouterr().out)
-    trials = journal.trials()
-    assert [t.id for t in trials] == list(range(6))
-    assert all(t.status in ("completed", "infeasible", "failed") for t in trials)
-    started = [r["trial"] for r in journal.records() if r["event"] == "started"]
-    finished = [r["trial"] for r in journal.records() if r["event"] == "finished"]
-    assert sorted(set(finished)) == list(range(6)) and len(finished) == 6  # each once
-    assert len(started) - len(set(started)) <= 1  # only the killed trial started twice
-    for t in trials:  # trials finished before the kill were not trained again
-        if t.id in finished_before:
-            assert t.finished == finished_before[t.id]
 
 
 @pytest.mark.parametrize(

@@ -67,11 +67,11 @@ class Lowerer:
                     self.decls.check_name(item.name, item.span)
                     for formal in item.formals:
                         self.decls.check_name(formal.name, formal.span)
-        except TooBig:
+            self.check_uncalled(module)
+        except TooBig:  # reported where it happened; checking more would only repeat it
             pass
         if header is None or s.NetworkSection not in sections:
             self.file.library_only(module, header, sections)
-        self.check_uncalled(module)
         doc = next((i.text for i in module.items if isinstance(i, s.Docstring)), "")
         self.diags.raise_if_any()
         assert header is not None
@@ -107,16 +107,19 @@ class Lowerer:
         return count
 
     def check_uncalled(self, module: s.Module) -> None:
-        """Blocks this file defines but never calls are checked on their own."""
+        """Blocks this file defines but never calls are checked on their own (and those
+        they call, through them)."""
+        called = self.stmts.calls.called
         for item in module.items:
-            if isinstance(item, s.BlockDef) and id(item) not in self.stmts.calls.called:
+            if isinstance(item, s.BlockDef) and id(item) not in called:
                 alone = Lowerer(self.unit, None, None)
                 try:
                     alone.check_block(item)
                 except TooBig:
                     pass
+                called |= alone.stmts.calls.called
                 for diagnostic in alone.diags.items:
-                    self.diags.error(diagnostic.span, diagnostic.message, *diagnostic.notes)
+                    self.diags.add(diagnostic)
 
     def check_block(self, block: s.BlockDef) -> None:
         """Lower a block alone, with required formals left open."""

@@ -16,7 +16,7 @@ from ..layers import LAYERS
 from ..loader import Library
 from .declarations import Declarations
 from .exprs import ExprLowerer
-from .limits import MAX_LAYERS, TooBig
+from .limits import MAX_CALL_DEPTH, MAX_CALLS, MAX_LAYERS, TooBig
 from .messages import plural, suggest
 from .scopes import Binding, Env, Scope, undocumented
 
@@ -32,8 +32,9 @@ class CallLowerer:
         self.exprs = exprs
         self.diags = decls.diags
         self.body = body
-        #: Layers unrolled so far, against MAX_LAYERS.
+        #: Layers and block calls unrolled so far, against MAX_LAYERS and MAX_CALLS.
         self.layers = 0
+        self.inlined = 0
         #: The ids of the block definitions called so far.
         self.called: set[int] = set()
 
@@ -45,10 +46,10 @@ class CallLowerer:
             return [] if layer is None else [layer]
         found = scope.library.visible.get(stmt.name)
         if found is None:
-            known = set(LAYERS) | set(scope.library.visible)
-            self.diags.error(
-                stmt.name_span, f"unknown layer or block '{stmt.name}'" + suggest(stmt.name, known)
+            hint = "" if self.diags.crowded else suggest(
+                stmt.name, set(LAYERS) | set(scope.library.visible)
             )
+            self.diags.error(stmt.name_span, f"unknown layer or block '{stmt.name}'{hint}")
             return []
         block, owner = found
         self.called.add(id(block))
@@ -59,6 +60,21 @@ class CallLowerer:
                 stmt.name_span, f"block '{block.name}' calls itself{through}, which cannot end"
             )
             return []
+        if len(scope.stack) >= MAX_CALL_DEPTH:
+            self.diags.error(
+                stmt.name_span,
+                f"blocks call blocks more than {MAX_CALL_DEPTH} deep here "
+                f"({scope.stack[0]} -> ... -> {scope.stack[-1]} -> {block.name}); "
+                "call fewer blocks from within blocks",
+            )
+            raise TooBig
+        self.inlined += 1
+        if self.inlined > MAX_CALLS:
+            self.diags.error(
+                stmt.span,
+                f"the space unrolls to more than {MAX_CALLS} block calls; call fewer blocks",
+            )
+            raise TooBig
         prefix = scope.path(stmt.label) if stmt.label else scope.prefix
         inner = Scope(
             prefix, Env(), scope.when, owner, (*scope.stack, block.name),

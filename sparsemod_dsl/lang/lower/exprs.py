@@ -3,15 +3,36 @@
 A written value is a domain or a literal, which declares a parameter, or an expression.
 Expressions resolve their names through the scope and the parameter table and are
 type-checked as they are built: arithmetic takes numbers, functions are the known ones.
+Each operation is checked too, over every value its operands can take (`Facts`): a
+division by zero or a value out of range at every point of the space is an error here,
+and so is an expression nested too deep once names are replaced by their values.
 """
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 from .. import domains, ir
 from .. import syntax as s
+from ..arith import MAX_INT
+from ..build_tree import MAX_EXPRESSION_DEPTH
+from ..infer import combine, constant, interval_of, negate, pick
+from ..layers import ArgValue
+from ..shapes import UNBOUNDED, Interval
 from .declarations import Declarations
 from .messages import TYPE_WORDS, suggest
 from .scopes import Scope
+
+
+class Facts(NamedTuple):
+    """What lowering knows of an operation it built: depth, values and type."""
+
+    #: The operation itself, kept so that its id, the key of these facts, stays its own.
+    expr: ir.Expr
+    depth: int
+    values: ArgValue
+    type: str
 
 
 class ExprLowerer:
@@ -23,6 +44,8 @@ class ExprLowerer:
         #: Types of builtin names that are not ints: a block checked alone has its
         #: required formals open, of type "any".
         self.types: dict[str, str] = {}
+        #: The facts of every operation built, by id.
+        self.facts: dict[int, Facts] = {}
 
     # --- values ---------------------------------------------------------------------------
 
@@ -61,14 +84,19 @@ class ExprLowerer:
                 return None
             if isinstance(operand, ir.Const) and isinstance(operand.value, (int, float)):
                 return ir.Const(-operand.value)
-            return ir.Neg(operand)
+            return self.checked(ir.Neg(operand), node)
         left = self.expr(node.left, scope)
         right = self.expr(node.right, scope)
         if left is None or right is None:
             return None
         if not (self.numeric(left, node.left.span) and self.numeric(right, node.right.span)):
             return None
-        return ir.BinOp(node.op, left, right)
+        if node.op in ("/", "//") and self.values(right) == Interval.of(0):
+            where = "" if isinstance(node.right, s.Number) else (
+                ": the divisor is 0 at every point of the space")
+            self.diags.error(node.right.span, f"division by zero{where}")
+            return None
+        return self.checked(ir.BinOp(node.op, left, right), node)
 
     def func(self, node: s.Func, scope: Scope) -> ir.Expr | None:
         if node.name not in ir.FUNCTIONS:
@@ -86,7 +114,54 @@ class ExprLowerer:
             return None
         if not all(self.numeric(a, n.span) for a, n in zip(args, node.args)):  # type: ignore[arg-type]
             return None
-        return ir.Func(node.name, tuple(args))  # type: ignore[arg-type]
+        return self.checked(ir.Func(node.name, tuple(args)), node)  # type: ignore[arg-type]
+
+    def checked(self, expr: ir.Neg | ir.BinOp | ir.Func, node: s.Expr) -> ir.Expr | None:
+        """`expr`, with its facts recorded, unless it is too deep or out of range."""
+        operands = (
+            expr.args if isinstance(expr, ir.Func)
+            else (expr.operand,) if isinstance(expr, ir.Neg) else (expr.left, expr.right)
+        )
+        depth = 1 + max(self.depth(o) for o in operands)
+        if depth > MAX_EXPRESSION_DEPTH:
+            self.diags.error(
+                node.span,
+                f"expression is nested deeper than {MAX_EXPRESSION_DEPTH} operators once the "
+                "names in it are replaced by their values",
+            )
+            return None
+        if isinstance(expr, ir.Func):
+            values = pick(expr.name, [self.values(a) for a in expr.args])
+        elif isinstance(expr, ir.Neg):
+            values = negate(self.values(expr.operand))
+        else:
+            values = combine(expr.op, self.values(expr.left), self.values(expr.right))
+        kind = self.type_of(expr)
+        if isinstance(values, Interval) and _out_of_range(values, kind):
+            problem = (f"integer overflow: this value ({values}) is beyond 2**53, the largest "
+                       "integer," if kind == "int" else "float overflow: this value is infinite")
+            self.diags.error(node.span, f"{problem} at every point of the space")
+            return None
+        self.facts[id(expr)] = Facts(expr, depth, values, kind)
+        return expr
+
+    def depth(self, expr: ir.Expr) -> int:
+        """Operators in an expression, names replaced by their values."""
+        facts = self.facts.get(id(expr))
+        return 0 if facts is None else facts.depth
+
+    def values(self, expr: ir.Expr) -> ArgValue:
+        """Every value an expression can take over the space (an interval for numbers)."""
+        facts = self.facts.get(id(expr))
+        if facts is not None:
+            return facts.values
+        if isinstance(expr, ir.Const):
+            return constant(expr.value)
+        if isinstance(expr, ir.ParamRef) and expr.name in self.decls.params:
+            return interval_of(self.decls.params[expr.name].domain)
+        if isinstance(expr, ir.Builtin) and expr.name in ir.BUILTINS:
+            return Interval(1, math.inf)  # the number of classes, a layer's input channels
+        return UNBOUNDED
 
     def numeric(self, expr: ir.Expr, span: s.Span) -> bool:
         kind = self.type_of(expr)
@@ -111,14 +186,19 @@ class ExprLowerer:
             for candidate in (scope.path(node.text), node.text):
                 if candidate in params:
                     return ir.ParamRef(candidate)
-        names = scope.env.all_names() | set(ir.BUILTINS) | set(params)
-        self.diags.error(node.span, f"'{node.text}' is not defined" + suggest(node.text, names))
+        hint = "" if self.diags.crowded else suggest(
+            node.text, scope.env.all_names() | set(ir.BUILTINS) | set(params)
+        )
+        self.diags.error(node.span, f"'{node.text}' is not defined{hint}")
         return None
 
     # --- types ----------------------------------------------------------------------------
 
     def type_of(self, expr: ir.Expr) -> str:
         """int, float, str, bool, or any (an open block formal)."""
+        facts = self.facts.get(id(expr))
+        if facts is not None:
+            return facts.type
         params = self.decls.params
         if isinstance(expr, ir.Const):
             return ir.value_type(expr.value)
@@ -145,3 +225,10 @@ class ExprLowerer:
             shown = "an int or a string" if wanted == "padding" else TYPE_WORDS[wanted]
             self.diags.error(node.span, f"{what} takes {shown}, not {TYPE_WORDS[got]}")
         return ok
+
+
+def _out_of_range(values: Interval, kind: str) -> bool:
+    """True when every value is beyond the integers or the finite floats (`arith`)."""
+    if kind == "int":
+        return values.lo > MAX_INT or values.hi < -MAX_INT
+    return kind == "float" and (values.lo == math.inf or values.hi == -math.inf)

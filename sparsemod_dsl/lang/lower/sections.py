@@ -57,7 +57,8 @@ class FileChecks:
     def check_input(self, param: s.ArchParam) -> None:
         if param.kind not in INPUT_KINDS or param.value is not None:
             self.diags.error(
-                param.span, "write `input: image`, `input: sequence` or a shape: `input: image(1, 8, 8)`"
+                param.span,
+                "write `input: image`, `input: sequence` or a shape: `input: image(1, 8, 8)`",
             )
             return
         rank = INPUT_KINDS[param.kind]

@@ -16,7 +16,7 @@ from .. import syntax as s
 from .calls import CallLowerer
 from .declarations import Declarations
 from .exprs import ExprLowerer
-from .limits import MAX_REPEAT
+from .limits import MAX_REPEAT, MAX_STRUCTURE_DEPTH, TooBig
 from .messages import suggest
 from .scopes import Binding, Scope
 
@@ -30,6 +30,9 @@ TRAIN_KEYS: dict[str, tuple[str, str]] = {
     "max_len": ("int", "steps per sequence chunk (the sequence splitter)"),
 }
 
+#: The statements with bodies, whose nesting `MAX_STRUCTURE_DEPTH` bounds.
+_STRUCTURES = (s.Repeat, s.Choose, s.Optional, s.Residual, s.TimeDistributed)
+
 
 class StmtLowerer:
     """Lowers bodies to IR nodes; collects the constraints it meets."""
@@ -40,6 +43,8 @@ class StmtLowerer:
         self.diags = decls.diags
         self.calls = CallLowerer(decls, exprs, self.body)
         self.constraints: list[ir.Constraint] = []
+        #: How many structures the statement being lowered is nested in, blocks inlined.
+        self.depth = 0
 
     def train(self, section: s.TrainSection, root: Scope) -> None:
         scope = root.inner("train")
@@ -78,6 +83,29 @@ class StmtLowerer:
             return []
         if isinstance(stmt, s.Call):
             return self.calls.call(stmt, scope)
+        if isinstance(stmt, s.Constraint):
+            self.constraint(stmt, scope)
+            return []
+        if not isinstance(stmt, _STRUCTURES):
+            self.diags.error(stmt.span, "a doc string must come first in a block")
+            return []
+        if self.depth >= MAX_STRUCTURE_DEPTH:
+            self.diags.error(
+                stmt.span,
+                f"structures are nested more than {MAX_STRUCTURE_DEPTH} deep here, once blocks "
+                "are inlined (repeat, choose, optional, residual and time_distributed count)",
+            )
+            raise TooBig
+        self.depth += 1
+        try:
+            return self.structure(stmt, scope)
+        finally:
+            self.depth -= 1
+
+    def structure(
+        self, stmt: s.Repeat | s.Choose | s.Optional | s.Residual | s.TimeDistributed,
+        scope: Scope,
+    ) -> list[ir.Node]:
         if isinstance(stmt, s.Repeat):
             return self.repeat(stmt, scope)
         if isinstance(stmt, s.Choose):
@@ -86,13 +114,7 @@ class StmtLowerer:
             return self.optional(stmt, scope)
         if isinstance(stmt, s.Residual):
             return [ir.Residual(self.body(stmt.body.stmts, scope.inner()), stmt.span)]
-        if isinstance(stmt, s.TimeDistributed):
-            return [ir.TimeDistributed(self.body(stmt.body.stmts, scope.inner()), stmt.span)]
-        if isinstance(stmt, s.Constraint):
-            self.constraint(stmt, scope)
-            return []
-        self.diags.error(stmt.span, "a doc string must come first in a block")
-        return []
+        return [ir.TimeDistributed(self.body(stmt.body.stmts, scope.inner()), stmt.span)]
 
     def param_stmt(self, stmt: s.Param, scope: Scope) -> ir.Expr | None:
         self.decls.check_name(stmt.name, stmt.name_span)  # still declared: its uses resolve

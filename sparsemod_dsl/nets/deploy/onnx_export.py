@@ -182,7 +182,7 @@ def onnx_int8(net: torch.nn.Module, input_shape: Sequence[int],
         OnnxExportError: as `onnx_float`, or a calibration batch has the wrong shape,
             or the quantiser fails.
     """
-    _require()
+    onnx, _ = _require()
     shape = _shape(input_shape)
     batches = _batches(calibration, shape)
     data = onnx_float(net, shape)
@@ -215,7 +215,7 @@ def onnx_int8(net: torch.nn.Module, input_shape: Sequence[int],
                                # a batch norm's scale is 1-D: its channels are axis 0
                                "QDQOpTypePerChannelSupportToAxis": {"BatchNormalization": 0}},
             )
-            return target.read_bytes()
+            return _standard_domains(onnx, target.read_bytes())
     except Exception as exc:
         raise OnnxExportError(f"int8 quantisation failed: {type(exc).__name__}: {exc}") \
             from exc
