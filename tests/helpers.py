@@ -158,6 +158,25 @@ network {
     linear(classes)
 }
 ''',
+    "deploy_kernels": '''
+arch deploy_kernels(input: image(2, 14, 9), classes = 4)
+
+network {
+    stem: conv2d(filters = 6, kernel = (int[2..5], choice[1, 3]), stride = (2, int[1..2]),
+                 padding = choice["same", "valid"]) batchnorm relu
+    dilated: conv2d(filters = 6, kernel = (2, 3), dilation = (choice[1, 2], int[1..2]),
+                    padding = int[0..1])
+    dwconv2d(kernel = (3, 1), stride = (1, 2), dilation = int[1..2], multiplier = choice[1, 2])
+    sepconv2d(filters = 8, kernel = (1, choice[2, 3]), stride = (choice[1, 2], 1)) relu6
+    to_sequence
+    conv1d(filters = choice[6, 12], kernel = int[1..3], dilation = int[1..3],
+           padding = choice["causal", "same", "valid"])
+    relu
+    conv1d(filters = 8, kernel = 2, dilation = 2, padding = "causal", groups = 2)
+    global_avg_pool
+    linear(classes)
+}
+''',
 }
 
 

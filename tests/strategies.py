@@ -132,9 +132,15 @@ def domains() -> st.SearchStrategy[s.IntRange | s.FloatRange | s.Choice]:
     )
 
 
+def pairs() -> st.SearchStrategy[s.Pair]:
+    """`(a, b)` (or more items, which the checker refuses): each a domain or an expression."""
+    item = st.one_of(domains(), expressions(max_leaves=3))
+    return st.builds(s.Pair, st.lists(item, min_size=2, max_size=3).map(tuple))
+
+
 def values() -> st.SearchStrategy[Any]:
-    """What may follow `=`: a domain or an expression."""
-    return st.one_of(domains(), expressions(max_leaves=4))
+    """What may follow `=`: a domain, an expression or a pair."""
+    return st.one_of(domains(), expressions(max_leaves=4), pairs())
 
 
 # --- statements -----------------------------------------------------------------------

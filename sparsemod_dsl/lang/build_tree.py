@@ -233,6 +233,9 @@ class TreeBuilder(Transformer_NonRecursive):
             values, "ordered" in mods, mods.get("default"), mods.get("morph"), span=self.span(meta)
         )
 
+    def pair(self, meta: Any, children: list) -> s.Pair:
+        return s.Pair(tuple(children), span=self.span(meta))
+
     def modifiers(self, kind: str, found: list) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for mod in found:

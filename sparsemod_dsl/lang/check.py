@@ -69,14 +69,15 @@ def _check_unused(program: ir.Program, diags: Diagnostics) -> None:
 
 def _check_args(layer: ir.Layer, evaluator: SpaceEvaluator, diags: Diagnostics) -> None:
     spec = LAYERS[layer.op]
-    for name, expr in layer.args:
+    for name, bound in layer.args:
         arg = spec.arg(name)
         assert arg is not None
-        value = evaluator.value(expr, Interval(1, float("inf")))
-        if arg.type == "padding":
-            _check_padding(layer, expr, value, evaluator, diags)
-        elif isinstance(value, Interval):
-            _check_range(layer, arg, expr, value, diags)
+        for expr in (bound.height, bound.width) if isinstance(bound, ir.Pair) else (bound,):
+            value = evaluator.value(expr, Interval(1, float("inf")))
+            if arg.type == "padding":
+                _check_padding(layer, expr, value, evaluator, diags)
+            elif isinstance(value, Interval):
+                _check_range(layer, arg, expr, value, diags)
 
 
 def _check_padding(
@@ -87,7 +88,8 @@ def _check_padding(
     if bad:
         diags.error(
             layer.span,
-            f"'{layer.op}' padding '{bad[0]}' is not a mode: use \"same\", \"valid\" or a number",
+            f"'{layer.op}' padding '{bad[0]}' is not a mode: use \"same\", \"valid\""
+            + (", \"causal\"" if layer.op == "conv1d" else "") + " or a number",
         )
     if isinstance(value, Interval) and value.lo < 0:
         diags.error(layer.span, f"'{layer.op}' padding cannot be negative")

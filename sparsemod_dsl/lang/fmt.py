@@ -132,7 +132,12 @@ def _morph(weight: s.Number | None) -> str:
     return " frozen" if weight.value == 0 else f" morph {_number(weight)}"
 
 
+def _pair(node: s.Pair) -> str:
+    return "(" + ", ".join(format_value(item) for item in node.items) + ")"
+
+
 _VALUES: dict[type, Callable[[Any], str]] = {
+    s.Pair: _pair,
     s.BinOp: _binop,
     s.Neg: _neg,
     s.Func: _func,

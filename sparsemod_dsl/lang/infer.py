@@ -298,14 +298,12 @@ def apply_layer(
     for name, expr in node.args:
         arg = spec.arg(name)
         assert arg is not None
-        try:
-            value = legal(evaluator.value(expr, shape.channels), arg)
-        except arith.Fault as fault:  # only at a point: a space has intervals
-            raise LayerError(f"'{node.op}' argument '{name}' cannot be computed: "
-                             f"{fault.message}", name) from None
-        if value is None:
-            raise LayerError(f"'{node.op}' argument '{name}' must be {arg.legal()}", name)
-        values[name] = value
+        if isinstance(expr, ir.Pair):
+            height = _arg_value(node.op, arg, expr.height, shape, evaluator)
+            width = _arg_value(node.op, arg, expr.width, shape, evaluator)
+            values[name] = (height, width)  # type: ignore[assignment]
+        else:
+            values[name] = _arg_value(node.op, arg, expr, shape, evaluator)
     try:
         out = spec.rule(shape, Args(values))
     except LayerError as error:
@@ -316,6 +314,19 @@ def apply_layer(
         # the points with larger dimensions fail: leave them out
         out = Shape(out.kind, tuple(Interval(d.lo, min(d.hi, arith.MAX_INT)) for d in out.dims))
     return out, values
+
+
+def _arg_value(op: str, arg: ArgSpec, expr: ir.Expr, shape: Shape,
+               evaluator: Evaluator) -> ArgValue:
+    """The legal values of one argument (or one side of a pair) of a layer."""
+    try:
+        value = legal(evaluator.value(expr, shape.channels), arg)
+    except arith.Fault as fault:  # only at a point: a space has intervals
+        raise LayerError(f"'{op}' argument '{arg.name}' cannot be computed: "
+                         f"{fault.message}", arg.name) from None
+    if value is None:
+        raise LayerError(f"'{op}' argument '{arg.name}' must be {arg.legal()}", arg.name)
+    return value
 
 
 def legal(value: ArgValue, arg: ArgSpec) -> ArgValue | None:

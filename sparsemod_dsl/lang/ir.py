@@ -205,6 +205,22 @@ class Func:
 
 Expr = Union[Const, ParamRef, Builtin, BinOp, Neg, Func]
 
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """A 2-D layer argument written `(height, width)`: a rectangular kernel or stride.
+
+    Only a layer's argument can be one (`LayerSpec` says which); each side is an
+    expression of its own, so each side can be searched as a parameter of its own.
+    """
+
+    height: Expr
+    width: Expr
+
+
+#: What a layer argument is bound to: an expression, or a pair of them.
+ArgExpr = Union[Expr, Pair]
+
 FUNCTIONS = {"min": min, "max": max}
 
 BUILTINS = {"classes": "the number of classes", "in_channels": "channels of the layer's input"}
@@ -221,11 +237,11 @@ class Layer:
     """
 
     op: str
-    args: tuple[tuple[str, Expr], ...]
+    args: tuple[tuple[str, ArgExpr], ...]
     name: str
     span: Span = _span()
 
-    def arg(self, name: str) -> Expr:
+    def arg(self, name: str) -> ArgExpr:
         """The bound value of an argument."""
         return dict(self.args)[name]
 
@@ -296,9 +312,12 @@ def layers(tree: tuple[Node, ...]) -> Iterator[Layer]:
     return (node for node in nodes(tree) if isinstance(node, Layer))
 
 
-def references(expr: Expr) -> Iterator[str]:
-    """Names of the parameters an expression reads."""
-    if isinstance(expr, ParamRef):
+def references(expr: ArgExpr) -> Iterator[str]:
+    """Names of the parameters an expression (or both sides of a pair) reads."""
+    if isinstance(expr, Pair):
+        yield from references(expr.height)
+        yield from references(expr.width)
+    elif isinstance(expr, ParamRef):
         yield expr.name
     elif isinstance(expr, Neg):
         yield from references(expr.operand)

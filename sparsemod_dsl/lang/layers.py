@@ -16,11 +16,13 @@ from typing import Callable, Literal, Mapping, Union
 from .shapes import Interval, Kind, Shape
 
 ArgType = Literal["int", "float", "bool", "padding"]
-#: The named padding modes; a number pads that many pixels per side.
-PADDING_MODES = ("same", "valid")
+#: The named padding modes; a number pads that many pixels per side. `causal` (conv1d
+#: only) pads dilation * (kernel - 1) steps in front, so no output sees a later step.
+PADDING_MODES = ("same", "valid", "causal")
 #: What an argument can be during shape inference: numbers as intervals,
-#: flags and padding modes as the set of values they can take.
-ArgValue = Union[Interval, frozenset]
+#: flags and padding modes as the set of values they can take, a pair
+#: `(height, width)` as two intervals.
+ArgValue = Union[Interval, frozenset, tuple[Interval, Interval]]
 
 
 class LayerError(Exception):
@@ -48,11 +50,13 @@ class ArgSpec:
     hi: float | None = None
     hi_open: bool = False
     doc: str = ""
+    #: Whether it also takes a pair `(height, width)` (2-D kernels, strides, dilations).
+    pair: bool = False
 
     def legal(self) -> str:
         """The legal range in words, for messages."""
         if self.type == "padding":
-            return '"same", "valid" or a number of at least 0'
+            return '"same", "valid", "causal" (conv1d) or a number of at least 0'
         if self.lo is not None and self.hi is not None:
             closing = ")" if self.hi_open else "]"
             return f"in [{self.lo:g}, {self.hi:g}{closing}"
@@ -87,6 +91,14 @@ class Args:
         value = self.values[name]
         assert isinstance(value, Interval), name
         return value
+
+    def pair(self, name: str, default: int = 1) -> tuple[Interval, Interval]:
+        """A 2-D argument as (height, width); one number is both sides, absent is `default`."""
+        value = self.values.get(name, Interval.of(default))
+        if isinstance(value, tuple):
+            return value
+        assert isinstance(value, Interval), name
+        return value, value
 
     def options(self, name: str) -> frozenset:
         """A flag or mode argument as the set of values it can take."""
@@ -123,16 +135,27 @@ def _window(
 
 
 def _spatial(x: Shape, a: Args, kernel: str, what: str = "kernel") -> tuple[Interval, ...]:
-    """Window the spatial dims of an image (H, W) or the steps of a sequence."""
-    k = a.num(kernel)
-    stride = a.num("stride") if "stride" in a.values else k
+    """Window the spatial dims of an image (H, W) or the steps of a sequence.
+
+    A dilated kernel spans dilation * (kernel - 1) + 1 positions.
+    """
+    kernels = a.pair(kernel)
+    strides = a.pair("stride") if "stride" in a.values else kernels
+    dilations = a.pair("dilation")
+    spans = tuple(d * (k - Interval.of(1)) + Interval.of(1) if d != Interval.of(1) else k
+                  for k, d in zip(kernels, dilations))
+    if any(d != Interval.of(1) for d in dilations):
+        what = f"dilated {what}"
     modes = a.options("padding") if "padding" in a.values else frozenset({Interval.of(0)})
     if x.kind == "image":
+        if "causal" in modes:
+            raise LayerError('"causal" padding is for conv1d over a sequence; '
+                             'use "same" or "valid"', "padding")
         return (
-            _positions(x.dims[1], k, stride, modes, "height", what),
-            _positions(x.dims[2], k, stride, modes, "width", what),
+            _positions(x.dims[1], spans[0], strides[0], modes, "height", what),
+            _positions(x.dims[2], spans[1], strides[1], modes, "width", what),
         )
-    return (_positions(x.dims[0], k, stride, modes, "length", what),)
+    return (_positions(x.dims[0], spans[0], strides[0], modes, "length", what),)
 
 
 def _positions(
@@ -141,12 +164,13 @@ def _positions(
     """Output positions over every padding mode the argument can take.
 
     `same` (TensorFlow Lite) gives ceil(size / stride) positions whatever the
-    kernel; `valid` pads nothing; a number pads that much on each side.
+    kernel, and so does `causal` (it pads the kernel's span less one in front);
+    `valid` pads nothing; a number pads that much on each side.
     """
     result: Interval | None = None
     failure: LayerError | None = None
     for mode in modes:
-        if mode == "same":
+        if mode in ("same", "causal"):
             out = Interval(math.ceil(size.lo / stride.hi), math.ceil(size.hi / stride.lo))
         else:
             try:
@@ -243,10 +267,20 @@ def _opt(name: str, type: ArgType, default: object, **kw: object) -> ArgSpec:
 
 
 _FILTERS = _arg("filters", "int", lo=1, doc="output channels")
-_KERNEL = _arg("kernel", "int", lo=1, doc="kernel size (square)")
+_KERNEL = _arg("kernel", "int", lo=1, doc="kernel size")
 _STRIDE = _opt("stride", "int", 1, lo=1, doc="step of the kernel")
 _PADDING = _opt("padding", "padding", "same",
                 doc="`same` (ceil(size / stride) outputs), `valid` (none) or pixels per side")
+_DILATION = _opt("dilation", "int", 1, lo=1, doc="spacing of the kernel's taps")
+#: 2-D kernels, strides and dilations: one number (square) or `(height, width)`.
+_KERNEL2 = _arg("kernel", "int", lo=1, pair=True, doc="kernel size: k or (height, width)")
+_STRIDE2 = _opt("stride", "int", 1, lo=1, pair=True,
+                doc="step of the kernel: s or (height, width)")
+_DILATION2 = _opt("dilation", "int", 1, lo=1, pair=True,
+                  doc="spacing of the kernel's taps: d or (height, width)")
+_CAUSAL = _opt("padding", "padding", "same",
+               doc="`same`, `valid`, pixels per side, or `causal` (dilation * (kernel - 1) "
+                   "steps in front: no output sees a later step)")
 _GROUPS = _opt("groups", "int", 1, lo=1, doc="grouped convolution")
 _BIAS = _opt("bias", "bool", True, doc="add a bias")
 _MULTIPLIER = _opt("multiplier", "int", 1, lo=1, doc="depthwise channel multiplier")
@@ -269,19 +303,21 @@ _SEQUENCE = frozenset({"sequence"})
 LAYERS: dict[str, LayerSpec] = {
     spec.name: spec
     for spec in (
-        LayerSpec("conv2d", (_FILTERS, _KERNEL, _STRIDE, _PADDING, _GROUPS, _BIAS), _IMAGE,
+        LayerSpec("conv2d",
+                  (_FILTERS, _KERNEL2, _STRIDE2, _PADDING, _GROUPS, _BIAS, _DILATION2), _IMAGE,
                   _conv2d, "2-D convolution"),
-        LayerSpec("conv1d", (_FILTERS, _KERNEL, _STRIDE, _PADDING, _GROUPS, _BIAS), _SEQUENCE,
+        LayerSpec("conv1d",
+                  (_FILTERS, _KERNEL, _STRIDE, _CAUSAL, _GROUPS, _BIAS, _DILATION), _SEQUENCE,
                   _conv1d, "1-D convolution over the steps of a sequence"),
-        LayerSpec("sepconv2d", (_FILTERS, _KERNEL, _STRIDE, _PADDING, _MULTIPLIER), _IMAGE,
+        LayerSpec("sepconv2d", (_FILTERS, _KERNEL2, _STRIDE2, _PADDING, _MULTIPLIER), _IMAGE,
                   _filters_conv, "depthwise-separable convolution: depthwise kxk, then 1x1"),
-        LayerSpec("dwconv2d", (_KERNEL, _STRIDE, _PADDING, _MULTIPLIER), _IMAGE,
+        LayerSpec("dwconv2d", (_KERNEL2, _STRIDE2, _PADDING, _MULTIPLIER, _DILATION2), _IMAGE,
                   _dwconv2d, "depthwise convolution"),
         LayerSpec("downconv2d",
-                  (_FILTERS, _KERNEL,
+                  (_FILTERS, _KERNEL2,
                    _opt("ratio", "float", 0.5, lo=0.0, hi=1.0,
                         doc="bottleneck channels = max(1, round(ratio * input channels))"),
-                   _STRIDE, _PADDING), _IMAGE,
+                   _STRIDE2, _PADDING), _IMAGE,
                   _filters_conv, "downsampled convolution: 1x1 bottleneck, then kxk"),
         LayerSpec("maxpool", _POOL, _IMAGE | _SEQUENCE, _pool, "max pooling"),
         LayerSpec("avgpool", _POOL, _IMAGE | _SEQUENCE, _pool, "average pooling"),

@@ -149,7 +149,20 @@ class Choice(Node):
 
 
 Domain = Union[IntRange, FloatRange, Choice]
-Value = Union[IntRange, FloatRange, Choice, Number, String, Bool, Ref, BinOp, Neg, Func]
+
+
+@dataclass(frozen=True, slots=True)
+class Pair(Node):
+    """`(height, width)`: a 2-D kernel or stride, each side a value of its own.
+
+    The grammar takes any number of items so that the checker, not the parser,
+    says that a pair has two.
+    """
+
+    items: tuple["Value", ...]
+
+
+Value = Union[IntRange, FloatRange, Choice, Pair, Number, String, Bool, Ref, BinOp, Neg, Func]
 
 
 # --- statements -------------------------------------------------------------------

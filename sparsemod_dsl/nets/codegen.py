@@ -85,8 +85,10 @@ def _embedded_source() -> str:
     return "\n".join(lines) + "\n\n\n" + "\n\n".join(bodies)
 
 
-def expression(expr: ir.Expr) -> str:
-    """Python source for an IR expression inside the generated `build`."""
+def expression(expr: ir.ArgExpr) -> str:
+    """Python source for an IR expression (or a pair: a tuple) inside the generated `build`."""
+    if isinstance(expr, ir.Pair):
+        return f"({expression(expr.height)}, {expression(expr.width)})"
     if isinstance(expr, ir.Const):
         return repr(expr.value)
     if isinstance(expr, ir.ParamRef):

@@ -43,11 +43,20 @@ Args = Mapping[str, ir.Scalar]
 
 
 class _Window(NamedTuple):
-    """The sliding window of a convolution: kernel size, stride (height, width), padding."""
+    """The sliding window of a convolution: kernel size, stride, dilation (height, width),
+    padding."""
 
     window: tuple[int, int]
     stride: tuple[int, int]
     padding: str
+    dilation: tuple[int, int] = (1, 1)
+
+
+def _sides(value: object) -> tuple[int, int]:
+    """(height, width) of a 2-D argument: one number for both, or a pair."""
+    if isinstance(value, tuple):
+        return _integer(value[0]), _integer(value[1])
+    return _integer(value), _integer(value)  # type: ignore[arg-type]
 
 
 def _integer(value: ir.Scalar) -> int:
@@ -94,6 +103,7 @@ class Op:
     weights: tuple[int, ...] = ()
     bias: int = 0
     stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
     padding: str = "VALID"
     activation: str = "NONE"
     multiplier: int = 1
@@ -300,8 +310,14 @@ class _Builder:
             self.emit(code, name, self.shape)
 
     def pad(self, name: str, args: Args, seq: bool) -> None:
-        """An explicit PAD before a convolution with a numeric padding."""
+        """An explicit PAD before a convolution with a numeric or causal padding."""
         padding = args["padding"]
+        if padding == "causal":  # the dilated kernel's span less one, in front of the steps
+            span = _integer(args["dilation"]) * (_integer(args["kernel"]) - 1)
+            n, h, w, c = self.shape
+            self.emit("PAD", f"{name}.pad", (n, h, w + span, c),
+                      pads=((0, 0), (0, 0), (span, 0), (0, 0)))
+            return
         if padding in ("same", "valid") or padding == 0:
             return
         p = _integer(padding)
@@ -312,9 +328,12 @@ class _Builder:
 
     @staticmethod
     def window(args: Args, seq: bool) -> _Window:
-        k, s = _integer(args["kernel"]), _integer(args["stride"])
-        return _Window((1, k) if seq else (k, k), (1, s) if seq else (s, s),
-                       "SAME" if args["padding"] == "same" else "VALID")
+        (kh, kw), (sh, sw) = _sides(args["kernel"]), _sides(args["stride"])
+        dh, dw = _sides(args.get("dilation", 1))
+        if seq:  # a sequence is one row: the window slides along the width
+            kh, sh, dh = 1, 1, 1
+        return _Window((kh, kw), (sh, sw), "SAME" if args["padding"] == "same" else "VALID",
+                       (dh, dw))
 
     def conv(self, position: int, part: str, name: str, out: tuple[int, ...], args: Args,
              seq: bool, bias: bool, groups: int) -> None:

@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from ..lang import ir
+from .modules import SeqConv1d
 from .point import Point, active, contains, validate
 
 #: An operator: (program, parent point, rng) -> (child point, what changed) or None
@@ -259,7 +260,7 @@ def _copy_overlap(own: torch.Tensor, parent: torch.Tensor) -> None:
         own[overlap[0], parent.shape[1]:] = 0
 
 
-def _identity(module: torch.nn.Module) -> bool:
+def _identity(module: torch.nn.Module, before: int | None = None) -> bool:
     """Make a new layer compute the identity, when its shape allows; True if it did.
 
     Convolutions with as many outputs as inputs, stride 1 and no dilation get a
@@ -267,7 +268,8 @@ def _identity(module: torch.nn.Module) -> bool:
     as padding puts the extra pixel after); square linear layers the identity
     matrix; batch norms scale 1, shift 0 and statistics that leave inputs as
     they are. Net2Net-style deepening: an added conv-BN-ReLU after a ReLU starts
-    out computing its parent's function.
+    out computing its parent's function. `before` is a conv1d's padding in front of the
+    steps, when known: `causal` padding aligns each input with the last kernel position.
     """
     if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)):
         square = module.in_channels == module.out_channels
@@ -275,8 +277,11 @@ def _identity(module: torch.nn.Module) -> bool:
         plain = all(s == 1 for s in module.stride) and all(d == 1 for d in module.dilation)
         if not (square and (module.groups == 1 or depthwise) and plain):
             return False
+        if before is not None and before >= module.kernel_size[0]:
+            return False  # the output is longer than the input: no identity
         module.weight.zero_()
-        centre = tuple((k - 1) // 2 for k in module.kernel_size)
+        centre = (before,) if before is not None else tuple(
+            (k - 1) // 2 for k in module.kernel_size)
         for channel in range(module.out_channels):
             module.weight[(channel, 0 if depthwise else channel, *centre)] = 1.0
     elif isinstance(module, torch.nn.Linear) and module.in_features == module.out_features:
@@ -303,11 +308,13 @@ def inherit(child: torch.nn.Module, parent_state: Mapping[str, torch.Tensor]) ->
     """
     own = child.state_dict()
     copied = 0
+    fronts = {f"{name}.conv": int(module.pad.padding[0])
+              for name, module in child.named_modules() if isinstance(module, SeqConv1d)}
     with torch.no_grad():
         for name, module in child.named_modules():
             weight = getattr(module, "weight", None)
             if isinstance(weight, torch.Tensor) and f"{name}.weight" not in parent_state:
-                _identity(module)
+                _identity(module, fronts.get(name))
         for key, value in parent_state.items():
             if key not in own or own[key].dim() != value.dim():
                 continue

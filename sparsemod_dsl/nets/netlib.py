@@ -9,13 +9,15 @@ builders drive the same `NetBuilder`, and so build identical networks.
 
 Layouts (batch first): image (N, C, H, W), sequence (N, T, F), vector (N, F).
 `same` padding follows TensorFlow Lite: the output has ceil(size / stride)
-positions and the padding is split evenly, the extra pixel after.
+positions and the padding is split evenly, the extra pixel after. `causal`
+padding (conv1d) puts the kernel's whole span less one in front. 2-D kernels,
+strides and dilations are a number (square) or a (height, width) pair.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 from torch import nn
 
@@ -31,6 +33,20 @@ from .modules import (
     ToSequence,
 )
 from .network import SparsemodNet
+
+
+#: A 2-D kernel, stride or dilation: one number for both sides, or (height, width).
+Size2 = Union[int, Tuple[int, int]]
+
+
+def pair(value: Size2) -> Tuple[int, int]:
+    """(height, width) of a 2-D size."""
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def span(kernel: int, dilation: int) -> int:
+    """Positions a dilated kernel covers: dilation * (kernel - 1) + 1."""
+    return dilation * (kernel - 1) + 1
 
 
 def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
@@ -168,73 +184,83 @@ class NetBuilder:
     # layers
 
     def _pads(self, padding: object, kernel: int, stride: int, size: int) -> Tuple[int, int]:
+        """(before, after) padding; `kernel` is the span a dilated kernel covers."""
         if padding == "same":
             return same_padding(size, kernel, stride)
         if padding == "valid":
             return (0, 0)
+        if padding == "causal":
+            return (kernel - 1, 0)
         return (int(padding), int(padding))  # type: ignore[call-overload]
 
-    def _conv2d_window(self, kernel: int, stride: int, padding: object
-                       ) -> Tuple[nn.ZeroPad2d, int, int]:
+    def _conv2d_window(self, kernel: Size2, stride: Size2, padding: object,
+                       dilation: Size2 = 1) -> Tuple[nn.ZeroPad2d, int, int]:
         _, h, w = self.shape
-        top, bottom = self._pads(padding, kernel, stride, h)
-        left, right = self._pads(padding, kernel, stride, w)
+        (kh, kw), (sh, sw), (dh, dw) = pair(kernel), pair(stride), pair(dilation)
+        kh, kw = span(kh, dh), span(kw, dw)
+        top, bottom = self._pads(padding, kh, sh, h)
+        left, right = self._pads(padding, kw, sw, w)
         return (nn.ZeroPad2d((left, right, top, bottom)),
-                window(h, kernel, stride, (top, bottom), "kernel"),
-                window(w, kernel, stride, (left, right), "kernel"))
+                window(h, kh, sh, (top, bottom), "kernel"),
+                window(w, kw, sw, (left, right), "kernel"))
 
-    def conv2d(self, name: str, filters: int, kernel: int, stride: int = 1,
-               padding: object = "same", groups: int = 1, bias: bool = True) -> None:
+    def conv2d(self, name: str, filters: int, kernel: Size2, stride: Size2 = 1,
+               padding: object = "same", groups: int = 1, bias: bool = True,
+               dilation: Size2 = 1) -> None:
         """2-D convolution."""
-        pad, h, w = self._conv2d_window(kernel, stride, padding)
+        pad, h, w = self._conv2d_window(kernel, stride, padding, dilation)
         if self.channels % groups or filters % groups:
             raise ValueError(f"groups ({groups}) must divide {self.channels} and {filters}")
-        conv = nn.Conv2d(self.channels, filters, kernel, stride, groups=groups, bias=bias)
+        conv = nn.Conv2d(self.channels, filters, pair(kernel), pair(stride),
+                         dilation=pair(dilation), groups=groups, bias=bias)
         self.add(name, nn.Sequential(OrderedDict(pad=pad, conv=conv)), "image",
                  (filters, h, w), "conv")
 
-    def sepconv2d(self, name: str, filters: int, kernel: int, stride: int = 1,
+    def sepconv2d(self, name: str, filters: int, kernel: Size2, stride: Size2 = 1,
                   padding: object = "same", multiplier: int = 1) -> None:
         """Depthwise kxk convolution, then pointwise 1x1."""
         pad, h, w = self._conv2d_window(kernel, stride, padding)
         c = self.channels
         module = nn.Sequential(OrderedDict(
             pad=pad,
-            depthwise=nn.Conv2d(c, c * multiplier, kernel, stride, groups=c),
+            depthwise=nn.Conv2d(c, c * multiplier, pair(kernel), pair(stride), groups=c),
             pointwise=nn.Conv2d(c * multiplier, filters, 1),
         ))
         self.add(name, module, "image", (filters, h, w), "pointwise")
 
-    def dwconv2d(self, name: str, kernel: int, stride: int = 1, padding: object = "same",
-                 multiplier: int = 1) -> None:
+    def dwconv2d(self, name: str, kernel: Size2, stride: Size2 = 1, padding: object = "same",
+                 multiplier: int = 1, dilation: Size2 = 1) -> None:
         """Depthwise convolution."""
-        pad, h, w = self._conv2d_window(kernel, stride, padding)
+        pad, h, w = self._conv2d_window(kernel, stride, padding, dilation)
         c = self.channels
         module = nn.Sequential(OrderedDict(
-            pad=pad, depthwise=nn.Conv2d(c, c * multiplier, kernel, stride, groups=c)))
+            pad=pad, depthwise=nn.Conv2d(c, c * multiplier, pair(kernel), pair(stride),
+                                         dilation=pair(dilation), groups=c)))
         self.add(name, module, "image", (c * multiplier, h, w), "depthwise")
 
-    def downconv2d(self, name: str, filters: int, kernel: int, ratio: float = 0.5,
-                   stride: int = 1, padding: object = "same") -> None:
+    def downconv2d(self, name: str, filters: int, kernel: Size2, ratio: float = 0.5,
+                   stride: Size2 = 1, padding: object = "same") -> None:
         """1x1 bottleneck to max(1, round(ratio * channels)), then kxk convolution."""
         pad, h, w = self._conv2d_window(kernel, stride, padding)
         bottleneck = max(1, round(ratio * self.channels))
         module = nn.Sequential(OrderedDict(
             reduce=nn.Conv2d(self.channels, bottleneck, 1),
             pad=pad,
-            conv=nn.Conv2d(bottleneck, filters, kernel, stride),
+            conv=nn.Conv2d(bottleneck, filters, pair(kernel), pair(stride)),
         ))
         self.add(name, module, "image", (filters, h, w), "conv")
 
     def conv1d(self, name: str, filters: int, kernel: int, stride: int = 1,
-               padding: object = "same", groups: int = 1, bias: bool = True) -> None:
+               padding: object = "same", groups: int = 1, bias: bool = True,
+               dilation: int = 1) -> None:
         """1-D convolution over the steps of a sequence."""
         steps, features = self.shape
-        pad = self._pads(padding, kernel, stride, steps)
-        out = window(steps, kernel, stride, pad, "kernel")
+        pad = self._pads(padding, span(kernel, dilation), stride, steps)
+        out = window(steps, span(kernel, dilation), stride, pad, "kernel")
         if features % groups or filters % groups:
             raise ValueError(f"groups ({groups}) must divide {features} and {filters}")
-        conv = nn.Conv1d(features, filters, kernel, stride, groups=groups, bias=bias)
+        conv = nn.Conv1d(features, filters, kernel, stride, dilation=dilation, groups=groups,
+                         bias=bias)
         self.add(name, SeqConv1d(pad, conv), "sequence", (out, filters), "conv")
 
     def _pool(self, name: str, size: int, stride: int | None, maximum: bool) -> None:

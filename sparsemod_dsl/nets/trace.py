@@ -38,7 +38,10 @@ class Step:
 
 
 def scalar(value: object) -> ir.Scalar:
-    """The single value of an exact interval or a one-element set."""
+    """The single value of an exact interval or a one-element set; of each side of a pair
+    (a tuple (height, width))."""
+    if isinstance(value, tuple):
+        return tuple(scalar(side) for side in value)  # type: ignore[return-value]
     if isinstance(value, Interval):
         return int(value.lo) if float(value.lo).is_integer() else value.lo
     (only,) = value  # type: ignore[misc]

@@ -154,7 +154,7 @@ def test_layer_defaults_are_filled_in() -> None:
     program = build(HEADER + "network {\n conv2d(8, 3)\n maxpool\n}\n")
     conv = layer(program, "conv2d")
     assert [name for name, _ in conv.args] == ["filters", "kernel", "stride", "padding", "groups",
-                                               "bias"]
+                                               "bias", "dilation"]
     assert conv.arg("padding") == ir.Const("same") and conv.arg("stride") == ir.Const(1)
     # maxpool's stride has no default: it is left out (it follows the window size).
     assert [name for name, _ in layer(program, "maxpool").args] == ["size"]

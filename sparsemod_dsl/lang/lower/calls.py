@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 from .. import ir
 from .. import syntax as s
-from ..layers import LAYERS
+from ..layers import LAYERS, ArgSpec
 from ..loader import Library
 from .declarations import Declarations
 from .exprs import ExprLowerer
@@ -166,16 +166,21 @@ class CallLowerer:
                 stmt.span, f"the space unrolls to more than {MAX_LAYERS} layers; narrow the repeats"
             )
             raise TooBig
-        given: dict[str, ir.Expr] = {}
+        given: dict[str, ir.ArgExpr] = {}
         for arg, name in self.match_args(stmt, [a.name for a in spec.args], f"'{spec.name}'"):
             arg_spec = spec.arg(name)
             assert arg_spec is not None
+            if isinstance(arg.value, s.Pair):
+                pair = self.pair(arg.value, arg_spec, spec.name, f"{path}.{name}", scope)
+                if pair is not None:
+                    given[name] = pair
+                continue
             expr = self.exprs.value(arg.value, f"{path}.{name}", scope, arg.span)
             if expr is not None and self.exprs.expect_type(
                 expr, arg_spec.type, arg.value, f"'{name}'"
             ):
                 given[name] = expr
-        args: list[tuple[str, ir.Expr]] = []
+        args: list[tuple[str, ir.ArgExpr]] = []
         for arg_spec in spec.args:
             if arg_spec.name in given:
                 args.append((arg_spec.name, given[arg_spec.name]))
@@ -188,3 +193,24 @@ class CallLowerer:
             elif arg_spec.default is not None:
                 args.append((arg_spec.name, ir.Const(arg_spec.default)))
         return ir.Layer(spec.name, tuple(args), path, stmt.span)
+
+    def pair(self, value: s.Pair, arg_spec: ArgSpec, layer: str, path: str,
+             scope: Scope) -> ir.Pair | None:
+        """A `(height, width)` argument; searched sides are `<path>_h` and `<path>_w`."""
+        if not arg_spec.pair:
+            self.diags.error(value.span, f"'{layer}' argument '{arg_spec.name}' takes one "
+                             "number, not a pair (pairs are for 2-D kernels and strides)")
+            return None
+        if len(value.items) != 2:
+            self.diags.error(value.span, f"'{arg_spec.name}' takes a pair (height, width), "
+                             f"not {len(value.items)} values")
+            return None
+        sides = []
+        for item, side in zip(value.items, ("h", "w")):
+            expr = self.exprs.value(item, f"{path}_{side}", scope, item.span)
+            if expr is None or not self.exprs.expect_type(
+                expr, arg_spec.type, item, f"'{arg_spec.name}' ({'height' if side == 'h' else 'width'})"
+            ):
+                return None
+            sides.append(expr)
+        return ir.Pair(*sides)

@@ -53,6 +53,10 @@ class ExprLowerer:
         self, value: s.Value, path: str, scope: Scope, span: s.Span
     ) -> ir.Expr | None:
         """A written value: domains and literals make parameters, expressions resolve."""
+        if isinstance(value, s.Pair):
+            self.diags.error(value.span, "a pair (height, width) can only be written as a "
+                             "layer's kernel, stride or dilation")
+            return None
         if isinstance(value, (s.IntRange, s.FloatRange, s.Choice)):
             domain = domains.convert(value, self.diags)
             if domain is None:
