@@ -34,7 +34,6 @@ from .modules import (
 )
 from .network import SparsemodNet
 
-
 #: A 2-D kernel, stride or dilation: one number for both sides, or (height, width).
 Size2 = Union[int, Tuple[int, int]]
 

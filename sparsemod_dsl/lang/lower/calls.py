@@ -206,10 +206,10 @@ class CallLowerer:
                              f"not {len(value.items)} values")
             return None
         sides = []
-        for item, side in zip(value.items, ("h", "w")):
-            expr = self.exprs.value(item, f"{path}_{side}", scope, item.span)
+        for item, side in zip(value.items, ("height", "width")):
+            expr = self.exprs.value(item, f"{path}_{side[0]}", scope, item.span)
             if expr is None or not self.exprs.expect_type(
-                expr, arg_spec.type, item, f"'{arg_spec.name}' ({'height' if side == 'h' else 'width'})"
+                expr, arg_spec.type, item, f"'{arg_spec.name}' ({side})"
             ):
                 return None
             sides.append(expr)
