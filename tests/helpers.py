@@ -168,6 +168,7 @@ network {
                     padding = int[0..1])
     dwconv2d(kernel = (3, 1), stride = (1, 2), dilation = int[1..2], multiplier = choice[1, 2])
     sepconv2d(filters = 8, kernel = (1, choice[2, 3]), stride = (choice[1, 2], 1)) relu6
+    avgpool(size = (2, 1), stride = (1, choice[1, 2]))
     to_sequence
     conv1d(filters = choice[6, 12], kernel = int[1..3], dilation = int[1..3],
            padding = choice["causal", "same", "valid"])

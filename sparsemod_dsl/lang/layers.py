@@ -129,7 +129,7 @@ def _window(
         else:
             message = (f"the input {dim} is at most {size.hi:g}, smaller than the {what} "
                        f"({kernel.lo:g} at the least)")
-        raise LayerError(message + padding, "kernel" if what == "kernel" else "size")
+        raise LayerError(message + padding, "kernel" if what.endswith("kernel") else "size")
     lo = math.floor((size.lo + 2 * pad.lo - kernel.hi) / stride.hi) + 1
     return Interval(max(lo, 1), hi)
 
@@ -155,6 +155,11 @@ def _spatial(x: Shape, a: Args, kernel: str, what: str = "kernel") -> tuple[Inte
             _positions(x.dims[1], spans[0], strides[0], modes, "height", what),
             _positions(x.dims[2], spans[1], strides[1], modes, "width", what),
         )
+    paired = next((name for name in (kernel, "stride") if isinstance(a.values.get(name), tuple)),
+                  None)
+    if paired is not None:
+        raise LayerError(f"'{paired}' is a pair (height, width), but a sequence has one "
+                         "dimension to slide over: give one number", paired)
     return (_positions(x.dims[0], spans[0], strides[0], modes, "length", what),)
 
 
@@ -292,8 +297,9 @@ _RECURRENT = (
     _opt("return_sequences", "bool", False, doc="output every step, not only the last"),
 )
 _POOL = (
-    _opt("size", "int", 2, lo=1, doc="window size"),
-    ArgSpec("stride", "int", None, required=False, lo=1, doc="step (default: size)"),
+    _opt("size", "int", 2, lo=1, pair=True, doc="window size: n, or (height, width) on images"),
+    ArgSpec("stride", "int", None, required=False, lo=1, pair=True,
+            doc="step (default: size): s, or (height, width) on images"),
 )
 
 _ALL: frozenset[str] = frozenset({"image", "sequence", "vector"})

@@ -274,11 +274,11 @@ class _Builder:
         elif op == "linear":
             self.linear(position, name, out, args, position in self.with_bn)
         elif op in ("maxpool", "avgpool"):
-            size = _integer(args["size"])
-            stride = size if args.get("stride") is None else _integer(args["stride"])
+            size = _sides(args["size"])
+            stride = size if args.get("stride") is None else _sides(args["stride"])
             self.emit("MAX_POOL_2D" if op == "maxpool" else "AVERAGE_POOL_2D", name, out,
-                      window=(1, size) if seq else (size, size),
-                      stride=(1, stride) if seq else (stride, stride))
+                      window=(1, size[1]) if seq else size,
+                      stride=(1, stride[1]) if seq else stride)
         elif op == "global_avg_pool":  # AVERAGE_POOL_2D rounds as torch's int8 model does
             _, height, width, channels = self.shape
             self.emit("AVERAGE_POOL_2D", f"{name}.pool", (1, 1, 1, channels),

@@ -225,15 +225,21 @@ class Int8Add(nn.Module):
         raise RuntimeError("use Int8Add.add(a, b)")
 
 
+def _sides(size: object) -> tuple[int, int]:
+    """(height, width) of a 2-D window: one number for both, or a pair."""
+    return (size, size) if isinstance(size, int) else tuple(size)  # type: ignore[arg-type,return-value]
+
+
 class Int8AvgPool(nn.Module):
     """Average pooling of a quantised tensor as TFLite's int8 AVERAGE_POOL_2D rounds it.
 
-    `kernel` and `stride` are the window over the last one (1-D) or two (2-D) dims;
-    `kernel=None` averages over all of them (global average pooling). The output keeps
-    the input's scale and zero point.
+    `kernel` and `stride` are the window over the last one (1-D) or two (2-D) dims (2-D:
+    a number, or (height, width)); `kernel=None` averages over all of them (global
+    average pooling). The output keeps the input's scale and zero point.
     """
 
-    def __init__(self, dims: int, kernel: int | None = None, stride: int | None = None) -> None:
+    def __init__(self, dims: int, kernel: int | tuple[int, int] | None = None,
+                 stride: int | tuple[int, int] | None = None) -> None:
         super().__init__()
         self.dims = dims
         self.kernel = kernel
@@ -246,8 +252,8 @@ class Int8AvgPool(nn.Module):
             sums = nn.functional.avg_pool1d(values, size, self.stride or size) * size
             count = size
         else:
-            window = (self.kernel, self.kernel) if self.kernel else tuple(x.shape[-2:])
-            stride = (self.stride, self.stride) if self.kernel else window
+            window = _sides(self.kernel) if self.kernel else tuple(x.shape[-2:])
+            stride = _sides(self.stride) if self.kernel else window
             sums = nn.functional.avg_pool2d(values, window, stride, divisor_override=1)
             count = window[0] * window[1]
         sums = torch.round(sums).long()

@@ -262,13 +262,14 @@ class NetBuilder:
                          bias=bias)
         self.add(name, SeqConv1d(pad, conv), "sequence", (out, filters), "conv")
 
-    def _pool(self, name: str, size: int, stride: int | None, maximum: bool) -> None:
+    def _pool(self, name: str, size: Size2, stride: Size2 | None, maximum: bool) -> None:
         stride = size if stride is None else stride
         if self.kind == "image":
             c, h, w = self.shape
-            pool = (nn.MaxPool2d if maximum else nn.AvgPool2d)(size, stride)
-            shape: Tuple[int, ...] = (c, window(h, size, stride, (0, 0), "window"),
-                                      window(w, size, stride, (0, 0), "window"))
+            (kh, kw), (sh, sw) = pair(size), pair(stride)
+            pool = (nn.MaxPool2d if maximum else nn.AvgPool2d)((kh, kw), (sh, sw))
+            shape: Tuple[int, ...] = (c, window(h, kh, sh, (0, 0), "window"),
+                                      window(w, kw, sw, (0, 0), "window"))
             self.add(name, pool, "image", shape)
         else:
             steps, features = self.shape
@@ -276,11 +277,11 @@ class NetBuilder:
             shape = (window(steps, size, stride, (0, 0), "window"), features)
             self.add(name, SeqPool(pool1), "sequence", shape)
 
-    def maxpool(self, name: str, size: int = 2, stride: int | None = None) -> None:
+    def maxpool(self, name: str, size: Size2 = 2, stride: Size2 | None = None) -> None:
         """Max pooling."""
         self._pool(name, size, stride, True)
 
-    def avgpool(self, name: str, size: int = 2, stride: int | None = None) -> None:
+    def avgpool(self, name: str, size: Size2 = 2, stride: Size2 | None = None) -> None:
         """Average pooling."""
         self._pool(name, size, stride, False)
 

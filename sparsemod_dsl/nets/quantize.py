@@ -114,8 +114,8 @@ def _tflite_arithmetic(net: SparsemodNet) -> None:
                 kernel, relu = _TFLITE_KERNELS[type(child)]
                 setattr(module, name, kernel(child, relu))
             elif isinstance(child, (nn.AvgPool1d, nn.AvgPool2d)):
-                setattr(module, name, Int8AvgPool(_dims(child), _first(child.kernel_size),
-                                                  _first(child.stride)))
+                setattr(module, name, Int8AvgPool(_dims(child), _window(child.kernel_size),
+                                                  _window(child.stride)))
             elif isinstance(child, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
                 setattr(module, name, Int8AvgPool(_dims(child)))
 
@@ -132,9 +132,13 @@ def _dims(pool: nn.Module) -> int:
     return 1 if isinstance(pool, (nn.AvgPool1d, nn.AdaptiveAvgPool1d)) else 2
 
 
-def _first(size: object) -> int:
-    """A square window's size (torch keeps some as 1-tuples or pairs)."""
-    return size if isinstance(size, int) else int(size[0])  # type: ignore[index]
+def _window(size: object) -> int | tuple[int, int]:
+    """A window's size: a number, or (height, width) when its sides differ (torch keeps
+    some as 1-tuples or pairs)."""
+    if isinstance(size, int):
+        return size
+    sides = tuple(int(side) for side in size)  # type: ignore[attr-defined]
+    return sides[0] if len(set(sides)) == 1 else (sides[0], sides[1])
 
 
 def dynamic_int8(model: nn.Module) -> nn.Module:

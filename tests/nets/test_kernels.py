@@ -24,7 +24,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sparsemod_dsl.errors import ArchError
 from sparsemod_dsl.lang import ir
+from sparsemod_dsl.lang import syntax as s
 from sparsemod_dsl.lang.compiler import compile_source
+from sparsemod_dsl.lang.fmt import format_source
+from sparsemod_dsl.lang.parser import parse
 from sparsemod_dsl.nets import cost, morph, point
 from sparsemod_dsl.nets.builder import build
 from sparsemod_dsl.nets.codegen import builder_source
@@ -42,6 +45,15 @@ def _conv2d(kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[in
         call += f", dilation = {pair(*dilation)}, multiplier = 2"
     elif layer == "sepconv2d":  # no dilation
         call = f"sepconv2d(5, kernel = {pair(*kernel)}, stride = {pair(*stride)}"
+    elif layer.endswith("pool"):  # no dilation, no padding
+        return f"""
+arch rect(input: image(3, 13, 11), classes = 4)
+network {{
+    {layer}(size = {pair(*kernel)}, stride = {pair(*stride)})
+    flatten
+    linear(classes)
+}}
+"""
     else:
         call = f"conv2d(5, kernel = {pair(*kernel)}, stride = {pair(*stride)}"
         call += f", dilation = {pair(*dilation)}"
@@ -74,14 +86,16 @@ sides = st.tuples(st.integers(1, 5), st.integers(1, 5))
 @given(kernel=sides, stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        padding=st.sampled_from(["same", "valid"]),
-       layer=st.sampled_from(["conv2d", "dwconv2d", "sepconv2d"]))
+       layer=st.sampled_from(["conv2d", "dwconv2d", "sepconv2d", "maxpool", "avgpool"]))
 def test_rectangular_windows_match_torch(kernel: tuple[int, int], stride: tuple[int, int],
                                          dilation: tuple[int, int], padding: str,
                                          layer: str) -> None:
     text = _conv2d(kernel, stride, dilation, padding, layer)
-    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation if layer != "sepconv2d" else (1, 1))]
-    if padding == "valid" and (spans[0] > 13 or spans[1] > 11):
-        with pytest.raises(ArchError, match="is smaller than the (dilated )?kernel"):
+    dilated = layer in ("conv2d", "dwconv2d")
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation if dilated else (1, 1))]
+    pool = layer.endswith("pool")
+    if (padding == "valid" or pool) and (spans[0] > 13 or spans[1] > 11):
+        with pytest.raises(ArchError, match="is smaller than the (dilated )?(kernel|window)"):
             compile_source(text, "rect.arch")
         return
     prog = compile_source(text, "rect.arch")
@@ -94,6 +108,8 @@ def test_rectangular_windows_match_torch(kernel: tuple[int, int], stride: tuple[
     report = cost.cost(prog, {})
     assert report.params == _fused_parameters(net)
     assert report.macs == _macs(net, x)
+    window = deployed_graph(prog, {}).ops[0]
+    assert (window.window, window.stride) == (kernel, stride)
 
 
 def test_a_pair_side_is_a_parameter_of_its_own() -> None:
@@ -115,6 +131,18 @@ network {
     conv = net.layers["stem"].conv
     assert conv.kernel_size == (10, 4) and conv.stride == (2, 1)
     assert "kernel=(p['stem.kernel_h'], p['stem.kernel_w'])" in builder_source(prog)
+
+
+def test_a_sequence_pools_with_one_number_not_a_pair() -> None:
+    with pytest.raises(ArchError, match="'size' is a pair \\(height, width\\), but a sequence"):
+        compile_source("""
+arch t(input: sequence(8, 3), classes = 2)
+network {
+    maxpool(size = (2, 2))
+    global_avg_pool
+    linear(classes)
+}
+""", "t.arch")
 
 
 def test_a_plain_number_is_still_a_square_kernel() -> None:
@@ -259,3 +287,29 @@ def test_the_mlperf_tiny_example_is_the_stdlib_reference_point() -> None:
     shape = [(op.code, op.weights, op.stride, op.macs) for op in ours.ops]
     assert shape == [(op.code, op.weights, op.stride, op.macs) for op in theirs.ops]
     assert ours.params == 22_604
+
+
+def test_a_dilated_kernel_too_wide_for_its_input_blames_the_kernel() -> None:
+    prog = compile_source("""
+arch t(input: sequence(12, 3), classes = 2)
+network {
+    conv1d(4, kernel = int[2..5], dilation = 3, padding = "valid")
+    global_avg_pool
+    linear(classes)
+}
+""", "t.arch")
+    check = point.validate(prog, {"conv1d.kernel": 5})
+    assert not check.ok and "smaller than the dilated kernel 13" in check.reason
+    assert check.parameters == ("conv1d.kernel",)
+    assert point.validate(prog, {"conv1d.kernel": 4}).ok
+
+
+def test_parentheses_around_one_value_are_not_a_pair() -> None:
+    module = parse("network {\n    conv2d(8, (3), ((1 + 1) * 2, int[1..2] default 2))\n}\n")
+    call = module.items[0].body.stmts[0]  # type: ignore[attr-defined]
+    kernel, stride = (arg.value for arg in call.args[1:])
+    assert isinstance(kernel, s.Number) and kernel.value == 3
+    assert isinstance(stride, s.Pair) and isinstance(stride.items[0], s.BinOp)
+    assert isinstance(stride.items[1], s.IntRange)
+    assert format_source("network{conv2d(8,(3),((1+1)*2,int[1..2] default 2))}") == (
+        "network {\n    conv2d(8, 3, ((1 + 1) * 2, int[1..2] default 2))\n}\n")
