@@ -28,7 +28,7 @@ from sparsemod_dsl.lang import syntax as s
 from sparsemod_dsl.lang.compiler import compile_source
 from sparsemod_dsl.lang.fmt import format_source
 from sparsemod_dsl.lang.parser import parse
-from sparsemod_dsl.nets import cost, morph, point
+from sparsemod_dsl.nets import axspace, cost, morph, point
 from sparsemod_dsl.nets.builder import build
 from sparsemod_dsl.nets.codegen import builder_source
 from sparsemod_dsl.nets.graph import deployed_graph
@@ -123,6 +123,8 @@ network {
 """, "t.arch")
     names = [p.name for p in prog.searchable]
     assert names == ["stem.kernel_h", "stem.kernel_w", "stem.stride_w"]
+    ax = axspace.search_space(prog).parameters
+    assert {"stem__kernel_h", "stem__kernel_w", "stem__stride_w"} <= set(ax)
     stem = next(ir.layers(prog.network))
     assert stem.arg("kernel") == ir.Pair(ir.ParamRef("stem.kernel_h"),
                                           ir.ParamRef("stem.kernel_w"))
