@@ -48,6 +48,7 @@ def used_parameters(program: ir.Program) -> set[str]:
             used.update(ir.references(node.count))
         elif isinstance(node, (ir.Choose, ir.Optional)):
             used.add(node.param)
+    used.update(name for name in program.input.searched if name is not None)
     for constraint in program.constraints:
         used.update(ir.references(constraint.left))
         used.update(ir.references(constraint.right))
