@@ -94,7 +94,7 @@ class TreeBuilder(Transformer_NonRecursive):
 
     def arch_param(self, meta: Any, children: list) -> s.ArchParam:
         name, kind, shape, value = children
-        domain = value if isinstance(value, (s.IntRange, s.Choice)) else None
+        domain = value if isinstance(value, (s.IntRange, s.FloatRange, s.Choice)) else None
         return s.ArchParam(
             str(name),
             None if kind is None else str(kind),

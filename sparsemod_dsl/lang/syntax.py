@@ -277,7 +277,7 @@ class ArchParam(Node):
     kind: str | None = None
     shape: tuple[int | str, ...] | None = None
     value: int | None = None
-    domain: IntRange | Choice | None = None
+    domain: IntRange | FloatRange | Choice | None = None
 
 
 @dataclass(frozen=True, slots=True)

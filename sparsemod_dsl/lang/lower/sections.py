@@ -49,8 +49,7 @@ class FileChecks:
                     param.span,
                     f"unknown header parameter '{param.name}'"
                     + suggest(param.name, ["input", "classes"])
-                    + " (the header takes `input: image|sequence`, `classes` and searched "
-                    "input sizes: `res = choice[32, 48] ordered`)",
+                    + " (the header takes `input: image|sequence` and `classes`)",
                 )
         if "input" not in seen:
             self.diags.error(header.span, "the header needs `input: image` or `input: sequence`")
