@@ -7,15 +7,20 @@ generated builder and the built network follow the chosen size.
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
 import torch
 from helpers import STDLIB
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
+from sparsemod_dsl.lang import ir
 from sparsemod_dsl.nets import cost, point
 from sparsemod_dsl.nets.axspace import search_space
 from sparsemod_dsl.nets.codegen import builder_source
+from sparsemod_dsl.nets.morph import inherit, switch_choice
 from sparsemod_dsl.space import compile_file, compile_text
 
 MCUNET = STDLIB / "mcunet.arch"
@@ -90,3 +95,71 @@ network {
     ok = compile_text(text.replace("4..12", "8..12"), "tiny.arch")
     assert point.validate(ok.program, {"res": 8}) and point.validate(ok.program, {"res": 12})
     assert cost.cost(ok.program, {"res": 12}).macs == 4 * 8 * 8 * 25 + 4 * 3  # conv, linear
+
+
+def test_a_morph_changes_the_resolution_and_the_child_inherits_every_weight() -> None:
+    space = compile_file(MCUNET)
+    parent_point = REFERENCE | {"res": 64, "width": 30}
+    parent = space.build(parent_point)
+    rng = random.Random(0)
+    mutation = None
+    for _ in range(200):
+        mutation = switch_choice(space.program, parent_point, rng)
+        if mutation is not None and mutation.changes[0].startswith("res:"):
+            break
+    assert mutation is not None and mutation.changes[0].startswith("res: 64 -> ")
+    assert mutation.point["res"] in (48, 80)  # an ordered choice moves to a neighbour
+    child = space.build(mutation.point)
+    state = parent.state_dict()
+    assert inherit(child, state) == len(state)  # the weights do not depend on the size
+    size = mutation.point["res"]
+    assert child.eval()(torch.randn(1, 3, size, size)).shape == (1, 2)
+
+
+SMALL = """\
+arch small(input: image(2, height, width), height = int[6..14] step 4,
+           width = choice[5, 9, 16], classes = 4)
+network {
+    conv2d(filters = int[2..6], kernel = choice[1, 3], stride = int[1..2]) batchnorm relu
+    optional pool {
+        maxpool(2)
+    }
+    choose head {
+        mean: global_avg_pool
+        flat: flatten
+    }
+    linear(classes)
+}
+"""
+
+
+def _values(domain: ir.Domain) -> list[ir.Scalar]:
+    if isinstance(domain, ir.IntDomain):
+        return list(range(domain.low, domain.high + 1, domain.step))
+    assert isinstance(domain, ir.ChoiceDomain)
+    return list(domain.values)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_any_point_prices_and_builds_as_its_size_written_in_the_header(
+    data: st.DataObject
+) -> None:
+    searched = compile_text(SMALL, "small.arch")
+    pt = data.draw(st.fixed_dictionaries({
+        p.name: st.sampled_from(_values(p.domain)) for p in searched.searchable
+    }))
+    assume(point.validate(searched.program, pt))
+    height, width = pt.pop("height"), pt.pop("width")
+    fixed_text = SMALL.replace("image(2, height, width), height = int[6..14] step 4,\n"
+                               "           width = choice[5, 9, 16],",
+                               f"image(2, {height}, {width}),")
+    fixed = compile_text(fixed_text, "fixed.arch")
+    at = pt | {"height": height, "width": width}
+    assert searched.cost(at) == fixed.cost(pt)
+    assert searched.trace_input(at) == (2, height, width)
+    net, same = searched.build(at), fixed.build(pt)
+    same.load_state_dict(net.state_dict())
+    x = torch.randn(2, 2, height, width)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x), same.eval()(x))
