@@ -99,3 +99,15 @@ def test_resizing_is_bilinear_with_antialiasing_once_per_size() -> None:
     assert torch.allclose(resize_images(flat, (3, 3)), torch.ones(2, 1, 3, 3))
     with pytest.raises(Exception, match="3-channel"):
         resized(data, (3, 6, 6))
+
+
+def test_an_onnx_export_takes_its_trials_resolution(search: tuple[Search, list]) -> None:
+    onnx = pytest.importorskip("onnx")
+    engine, _ = search
+    trial = engine.journal.trial(saved_networks(engine.results)[0])
+    res = trial.params["res"]
+    exported = export_trial(engine.results, trial.id, "onnx")
+    assert exported.runtime_error is not None
+    (data,) = exported.exported.files.values()
+    dims = onnx.load_from_string(data).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims][1:] == [1, res, res]
