@@ -110,7 +110,7 @@ network {
 #: batch norm (a TRANSPOSE), image -> sequence, grouped conv1d, time-distributed layers.
 DEPLOY_SOURCES = {
     "deploy_image": '''
-arch deploy_image(input: image(3, 12, 12), classes = 5)
+arch deploy_image(input: image(3, side, side), side = choice[10, 12] ordered, classes = 5)
 
 network {
     batchnorm
@@ -200,6 +200,9 @@ def input_sizes(prog: ir.Program, pt: Mapping[str, object]) -> tuple[int, ...]:
     full = point.complete(prog, pt)
     if prog.input.kind == "sequence" and MAX_LEN in full:
         sizes = (int(full[MAX_LEN]), *sizes[1:])  # type: ignore[call-overload]
+    if prog.input.searched:  # searched input sizes: the point's
+        sizes = tuple(size if name is None else int(full[name])  # type: ignore[call-overload]
+                      for size, name in zip(sizes, prog.input.searched))
     return sizes
 
 

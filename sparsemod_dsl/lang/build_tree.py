@@ -94,16 +94,18 @@ class TreeBuilder(Transformer_NonRecursive):
 
     def arch_param(self, meta: Any, children: list) -> s.ArchParam:
         name, kind, shape, value = children
+        domain = value if isinstance(value, (s.IntRange, s.FloatRange, s.Choice)) else None
         return s.ArchParam(
             str(name),
             None if kind is None else str(kind),
             shape,
-            None if value is None else self.integer(value),
+            None if value is None or domain is not None else self.integer(value),
+            domain,
             span=self.span(meta),
         )
 
-    def shape(self, meta: Any, children: list) -> tuple[int, ...]:
-        return tuple(self.integer(c) for c in children)
+    def shape(self, meta: Any, children: list) -> tuple[int | str, ...]:
+        return tuple(str(c) if c.type == "NAME" else self.integer(c) for c in children)
 
     def import_stmt(self, meta: Any, children: list) -> s.Import:
         (target,) = children

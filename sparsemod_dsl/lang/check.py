@@ -10,8 +10,8 @@ Run after `lower` (which reports naming and typing errors). Reports, all at once
   end in a vector of `classes` features. A part of the network built only in
   some of the space (a repeat instance, an alternative) that can never be built
   is reported with the condition under which it exists (`where r >= 4`);
-- for sequences cut into `max_len` steps: a network that no point of the
-  space can build for the smallest `max_len`.
+- for sequences cut into `max_len` steps, or images of a searched size: a network
+  that no point of the space can build for the smallest `max_len` or size.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def used_parameters(program: ir.Program) -> set[str]:
             used.update(ir.references(node.count))
         elif isinstance(node, (ir.Choose, ir.Optional)):
             used.add(node.param)
+    used.update(name for name in program.input.searched if name is not None)
     for constraint in program.constraints:
         used.update(ir.references(constraint.left))
         used.update(ir.references(constraint.right))
@@ -131,13 +132,16 @@ def _check_shapes(
     inference = Inference(evaluator)
     out = inference.run(program.network, shape)
     _report(inference.issues, diags)
-    steps = shape.dims[0]
-    if not inference.issues and shape.kind == "sequence" and not steps.exact:
-        # The network must take the shortest chunks the sequence splitter makes.
+    if not inference.issues and not all(d.exact for d in shape.dims):
+        # The network must take the smallest input: the shortest chunks the sequence
+        # splitter makes, an image at its smallest searched size.
+        smallest = Shape(shape.kind, tuple(Interval.of(d.lo) for d in shape.dims))
         shortest = Inference(evaluator)
-        shortest.run(program.network, Shape("sequence", (Interval.of(steps.lo), shape.dims[1])))
+        shortest.run(program.network, smallest)
         everywhere = [i for i in shortest.issues if not i.conditions]
-        _report(everywhere, diags, (f"{MAX_LEN} is {steps.lo:g}, its smallest value",))
+        where = (f"{MAX_LEN} is {shape.dims[0].lo:g}, its smallest value"
+                 if shape.kind == "sequence" else f"the input is {smallest}, its smallest size")
+        _report(everywhere, diags, (where,))
     if out is None or inference.issues or not program.network:
         return
     last = _last_span(program)

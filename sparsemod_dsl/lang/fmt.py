@@ -251,6 +251,8 @@ def _arch_param(param: s.ArchParam) -> str:
             text += "(" + ", ".join(str(n) for n in param.shape) + ")"
     if param.value is not None:
         text += f" = {param.value}"
+    if param.domain is not None:
+        text += f" = {format_value(param.domain)}"
     return text
 
 

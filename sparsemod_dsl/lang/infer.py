@@ -384,9 +384,22 @@ def input_shape(program: ir.Program, evaluator: Evaluator) -> Shape | None:
     if program.input.shape is None:
         return None
     shape = Shape.exact(program.input.kind, *program.input.shape)  # type: ignore[arg-type]
+    if program.input.searched:
+        shape = Shape(shape.kind, tuple(
+            dim if name is None else _size(evaluator, name)
+            for dim, name in zip(shape.dims, program.input.searched)
+        ))
     if shape.kind == "sequence" and any(p.name == MAX_LEN for p in program.parameters):
         steps = evaluator.value(ir.ParamRef(MAX_LEN), Interval.of(1))
         if not isinstance(steps, Interval):
             raise arith.Fault(f"{MAX_LEN} is not a number")
         return Shape("sequence", (steps, shape.dims[1]))
     return shape
+
+
+def _size(evaluator: Evaluator, name: str) -> Interval:
+    """The values of a searched input size (a header parameter)."""
+    size = evaluator.value(ir.ParamRef(name), Interval.of(1))
+    if not isinstance(size, Interval):
+        raise arith.Fault(f"the input size {name} is not a number")
+    return size

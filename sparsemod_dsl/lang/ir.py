@@ -341,10 +341,16 @@ class Constraint:
 
 @dataclass(frozen=True, slots=True)
 class InputSpec:
-    """The network's input: its kind and, when known, its shape."""
+    """The network's input: its kind and, when known, its shape.
+
+    `searched` names, per dimension, the parameter that searches that size (None: the
+    size is fixed); it is empty when no size is searched. A searched size's entry in
+    `shape` is the stored data's size, which training resizes to the chosen one.
+    """
 
     kind: str
     shape: tuple[int, ...] | None = None
+    searched: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

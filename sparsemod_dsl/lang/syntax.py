@@ -280,12 +280,17 @@ Statement = Union[
 
 @dataclass(frozen=True, slots=True)
 class ArchParam(Node):
-    """One parameter of the `arch` header: `input: image(1, 8, 8)` or `classes = 10`."""
+    """One parameter of the `arch` header: `input: image(1, 8, 8)` or `classes = 10`.
+
+    A shape's size may be a name (`image(3, res, res)`): a header parameter declared
+    with a domain (`res = choice[48, 64] ordered`, held in `domain`) that is searched.
+    """
 
     name: str
     kind: str | None = None
-    shape: tuple[int, ...] | None = None
+    shape: tuple[int | str, ...] | None = None
     value: int | None = None
+    domain: IntRange | FloatRange | Choice | None = None
 
 
 @dataclass(frozen=True, slots=True)

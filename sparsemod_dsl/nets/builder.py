@@ -34,7 +34,8 @@ def bind(program: ir.Program, input_shape: Sequence[int] | None = None,
     """The program with its input shape and number of classes overridden."""
     changes: dict[str, object] = {}
     if input_shape is not None:
-        changes["input"] = ir.InputSpec(program.input.kind, tuple(input_shape))
+        # searched sizes stay searched: the given shape is the stored data's
+        changes["input"] = dataclasses.replace(program.input, shape=tuple(input_shape))
     if classes is not None:
         changes["classes"] = classes
     return dataclasses.replace(program, **changes) if changes else program  # type: ignore[arg-type]

@@ -202,6 +202,12 @@ def builder_source(program: ir.Program) -> str:
     ]
     if has_max_len:
         body.append(f"    input_shape = (p[{MAX_LEN!r}], input_shape[1])")
+    if program.input.searched:
+        sizes = ", ".join(
+            f"input_shape[{i}]" if name is None else f"p[{name!r}]"
+            for i, name in enumerate(program.input.searched)
+        )
+        body.append(f"    input_shape = ({sizes})  # the searched input sizes")
     body.append("    b = NetBuilder(INPUT_KIND, input_shape, p)")
     return (
         header + _embedded_source() + "\n\n" + "\n".join(body) + "\n"

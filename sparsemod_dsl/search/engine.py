@@ -42,12 +42,13 @@ from ..nets.point import Point
 from ..nets.targets import Target, load_target
 from ..space import Space, compile_file
 from .axstrategy import Strategy
-from .data import DataError, load_dataset, resolve
+from .data import DataBundle, DataError, load_dataset, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
 from .journal import RUN_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
 from .pricing import Pricer
+from .resize import Resizer
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
 from .state import State, load_state, save_state, search_event
 from .strategy import make_strategy
@@ -131,6 +132,7 @@ class Search:
             experiment.arch, self.data.input_shape, self.data.classes
         )
         self.program = self.space.program
+        self.resizer = Resizer(self.data)
         self._check_splitter()
         self.arch_source = experiment.arch.read_text(encoding="utf-8")
         self.target = self._target()
@@ -265,14 +267,21 @@ class Search:
             point, epochs, training.pruning, training.quantization,
             self.config.device, self.config.seed + trial_id,
         )
-        result = self.trainer(net, self.data, config)
+        data = self._data(point)
+        result = self.trainer(net, data, config)
         if not isinstance(result, TrainResult):
             raise TrainingError(f"the trainer returned {type(result).__name__}, not a "
                                 "TrainResult")
-        test_error = evaluate(result.model, batches(self.data.test, self.data, config, False))
+        test_error = evaluate(result.model, batches(data.test, data, config, False))
         sparse = result.sparsity if self.pricer.sparse_flash else 0.0
         return result, test_error, cost(self.program, point, self.target, self._precision(),
                                         sparse)
+
+    def _data(self, point: Point) -> DataBundle:
+        """The data at the point's input size: resized once per searched resolution."""
+        if not self.program.input.searched:
+            return self.data
+        return self.resizer(self.space.trace_input(point))
 
     # --- stages ---------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from .experiment import load_experiment
 from .journal import Journal
 from .networks import load_network_record
 from .report import setup
+from .resize import resized
 from .results import JOURNAL, SETUP
 from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evaluate
 
@@ -77,6 +78,7 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
     space = compile_file(arch, tuple(info["input_shape"]), int(info["classes"]))
     net = space.build(trial.params)
     net.load_state_dict(record.state_dict)
+    data = resized(data, space.trace_input(trial.params))  # a searched input resolution
     config = TrainConfig.from_point(trial.params, 0, False, "post", "cpu",
                                     experiment.seed + trial_id)
     test = batches(data.test, data, config, training=False)

@@ -28,6 +28,7 @@ from .exprs import ExprLowerer
 from .limits import TooBig
 from .scopes import Env, Scope, undocumented
 from .sections import FileChecks
+from .sizes import declare_sizes
 from .stmts import StmtLowerer
 
 
@@ -47,6 +48,8 @@ class Lowerer:
         module = self.unit.library.module
         header = self.file.header(module)
         root = Scope("", Env(), (), self.unit.library)
+        if header is not None:
+            declare_sizes(header, root, self.stmts)
         network: tuple[ir.Node, ...] = ()
         sections: dict[type, s.Stmt] = {}
         try:
@@ -77,7 +80,7 @@ class Lowerer:
         assert header is not None
         return ir.Program(
             name=header.name,
-            input=self.file.input_spec(header),
+            input=self.file.input_spec(header, self.decls.params),
             classes=self.classes if self.classes is not None else self.file.header_classes(header),
             parameters=tuple(self.decls.params.values()),
             network=network,

@@ -11,6 +11,7 @@ from ...errors import Diagnostics
 from .. import ir
 from .. import syntax as s
 from .messages import suggest
+from .sizes import input_spec
 
 INPUT_KINDS = {"image": 3, "sequence": 2}
 _ARTICLE = {"image": "an image", "sequence": "a sequence"}
@@ -39,11 +40,11 @@ class FileChecks:
             if param.name == "input":
                 self.check_input(param)
             elif param.name == "classes":
-                if param.kind is not None or param.shape is not None:
+                if param.kind is not None or param.shape is not None or param.domain is not None:
                     self.diags.error(param.span, "write `classes` or `classes = N`")
                 elif param.value is not None and param.value < 2:
                     self.diags.error(param.span, "a classifier needs at least 2 classes")
-            else:
+            elif param.domain is None or param.kind is not None:
                 self.diags.error(
                     param.span,
                     f"unknown header parameter '{param.name}'"
@@ -55,14 +56,15 @@ class FileChecks:
         return header
 
     def check_input(self, param: s.ArchParam) -> None:
-        if param.kind not in INPUT_KINDS or param.value is not None:
+        if param.kind not in INPUT_KINDS or param.value is not None or param.domain is not None:
             self.diags.error(
                 param.span,
                 "write `input: image`, `input: sequence` or a shape: `input: image(1, 8, 8)`",
             )
             return
         rank = INPUT_KINDS[param.kind]
-        if param.shape is not None and (len(param.shape) != rank or min(param.shape) < 1):
+        sizes = [n for n in param.shape or () if isinstance(n, int)]
+        if param.shape is not None and (len(param.shape) != rank or min(sizes, default=1) < 1):
             dims = "C, H, W" if param.kind == "image" else "T, F"
             self.diags.error(
                 param.span, f"{_ARTICLE[param.kind]} shape is ({dims}), each at least 1"
@@ -74,9 +76,9 @@ class FileChecks:
                 f"{'x'.join(map(str, self.input_shape))} has {len(self.input_shape)} dimensions",
             )
 
-    def input_spec(self, header: s.ArchHeader) -> ir.InputSpec:
+    def input_spec(self, header: s.ArchHeader, params: dict[str, ir.Parameter]) -> ir.InputSpec:
         param = next(p for p in header.params if p.name == "input")
-        return ir.InputSpec(str(param.kind), self.input_shape or param.shape)
+        return input_spec(str(param.kind), param.shape, self.input_shape, params)
 
     @staticmethod
     def header_classes(header: s.ArchHeader) -> int | None:
