@@ -158,6 +158,27 @@ network {
     linear(classes)
 }
 ''',
+    "deploy_shortcuts": '''
+arch deploy_shortcuts(input: image(3, 12, 12), classes = 4)
+
+network {
+    conv2d(filters = 8, kernel = 3) batchnorm relu
+    down: residual(shortcut = choice["projection", "auto"]) {
+        conv2d(filters = choice[8, 16], kernel = 3, stride = choice[1, 2]) batchnorm relu
+        conv2d(filters = in_channels, kernel = 3) batchnorm
+    }
+    relu
+    pooled: residual(shortcut = choice["avgpool", "auto"]) {
+        conv2d(filters = in_channels, kernel = 3, stride = 2) batchnorm
+    }
+    to_sequence
+    residual(shortcut = "auto") {
+        conv1d(filters = choice[12, 24], kernel = 3, stride = choice[1, 2]) batchnorm relu
+    }
+    global_avg_pool
+    linear(classes)
+}
+''',
 }
 
 
