@@ -88,6 +88,9 @@ network {
     to_sequence
     conv1d(filters = choice[6, 12], kernel = int[1..3], padding = choice["same", "valid"],
            groups = choice[1, 2, 3])
+    skip: residual(shortcut = choice["auto", "projection", "avgpool"]) {
+        down: conv1d(filters = choice[6, 12], kernel = 3, stride = choice[1, 2])
+    }
     time_distributed {
         linear(units = int[4..12]) batchnorm relu
         dropout(p = 0.1)

@@ -15,6 +15,7 @@ import torch
 from helpers import at, deploy_program, program, src
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
 
 from sparsemod_dsl.errors import ArchError
 from sparsemod_dsl.lang import ir, shortcuts
@@ -177,3 +178,29 @@ def test_widening_a_residual_stage_inherits_its_projection() -> None:
     mine, theirs = new.state_dict()[key], old.state_dict()[key]
     assert mine.shape == (48, 24, 1, 1) and torch.equal(mine[:32, :16], theirs)
     assert not mine[:32, 16:].any()
+
+
+def test_a_point_whose_shortcut_cannot_join_blames_the_shortcut() -> None:
+    prog = compiled('''
+        down: residual(shortcut = choice["projection", "identity"]) {
+            conv2d(filters = 16, kernel = 3, stride = 2)
+        }
+    ''')
+    assert point.validate(prog, {"down.shortcut": "projection"}).ok
+    check = point.validate(prog, {"down.shortcut": "identity"})
+    assert not check.ok and "down.shortcut" in check.parameters
+    assert "a projection can join them" in check.reason
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_shortcut_macs_equal_torchs_flop_counter(seed: int) -> None:
+    for pt in point.sample(SHORTCUTS, 3, seed):
+        if not point.validate(SHORTCUTS, pt):
+            continue
+        net = build(SHORTCUTS, pt).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            net(torch.randn(1, 3, 12, 12))
+        flops = counter.get_flop_counts()["Global"]
+        conv = sum(n for op, n in flops.items() if str(op) in ("aten.convolution", "aten.addmm"))
+        assert cost(SHORTCUTS, pt).macs == conv // 2
