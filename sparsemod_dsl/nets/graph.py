@@ -224,7 +224,7 @@ class _Builder:
             self.saved_shapes.append(step.input)
         elif step.kind == "residual_end":
             saved = self.shortcut(step, self.saved.pop(), self.saved_shapes.pop())
-            self.emit("ADD", "residual", self.shape, inputs=(self.current, saved))
+            self.emit("ADD", str(step.args["name"]), self.shape, inputs=(self.current, saved))
             self.fresh = False  # an activation after the add follows a structure step
         elif step.kind == "time_distributed_begin":
             self.repeat.append(step.input.sizes()[0])
