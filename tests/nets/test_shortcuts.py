@@ -204,3 +204,21 @@ def test_shortcut_macs_equal_torchs_flop_counter(seed: int) -> None:
         flops = counter.get_flop_counts()["Global"]
         conv = sum(n for op, n in flops.items() if str(op) in ("aten.convolution", "aten.addmm"))
         assert cost(SHORTCUTS, pt).macs == conv // 2
+
+
+def test_widening_an_auto_residual_keeps_the_function_through_a_new_projection() -> None:
+    prog = compiled('''
+        res: residual(shortcut = "auto") {
+            body: conv2d(filters = choice[8, 16], kernel = 3) batchnorm
+        }
+        relu
+    ''')
+    torch.manual_seed(0)
+    old = build(prog, {"body.filters": 8}).eval()
+    torch.manual_seed(1)
+    new = build(prog, {"body.filters": 16}).eval()
+    assert "res__shortcut" in new.layers and "res__shortcut" not in old.layers
+    inherit(new, old.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), old(x), atol=1e-5, rtol=0)
