@@ -7,9 +7,10 @@
 - "avgpool": average pooling with window = stride; the body must keep the channels.
 - "auto": identity where the shapes already meet, else projection (what ResNet does).
 
-`plan` decides for exact shapes (a point); `possible` tells, over intervals (a whole
-space), whether a shortcut can meet the body at some point. Both work on images and
-sequences; a vector's shortcut is the identity only.
+`plan` decides for exact shapes (a point); `space_issue` tells, over intervals (a whole
+space), why no shortcut can meet the body at any point. Shortcuts join images and
+sequences; a vector's shortcut is the identity only. The builder (`nets/netlib.py`,
+torch only) and the deployed graph (`nets/graph.py`) follow `plan`.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def plan(written: str, inp: Shape, out: Shape) -> Plan:
             raise ShortcutError(_identity_message(inp, out, _projects(inp, out)))
         return Plan("identity")
     if inp.kind != out.kind or inp.kind == "vector":
-        raise ShortcutError(f"the residual body turns {inp} into {out}; a {written} "
+        raise ShortcutError(f"the residual body turns {inp} into {out}; a \"{written}\" "
                             "shortcut joins images or sequences of the same kind")
     strides = {stride_between(a, b) for a, b in zip(_spatial(inp), _spatial(out))}
     if None in strides or len(strides) > 1:

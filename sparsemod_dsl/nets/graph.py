@@ -5,9 +5,8 @@ runtime executes: batch norm folded into the convolution or linear layer before 
 ReLU/ReLU6 fused into the operator they follow, a separable convolution as a depthwise
 and a pointwise operator, flatten as a reshape, residuals as ADD (after a 1x1 CONV_2D
 or an AVERAGE_POOL_2D on the skip path for a projection or pooling shortcut), dropout
-gone. The
-TFLite backend (`tflite`) writes exactly this graph and the cost models (`cost`) price
-exactly it, so what the search optimises is what the device runs.
+gone. The TFLite backend (`tflite`) writes exactly this graph and the cost models
+(`cost`) price exactly it, so what the search optimises is what the device runs.
 
 Layouts are TFLite's, batch of one first: an image C x H x W is (1, H, W, C), a
 sequence T x F is (1, 1, T, F) (a one-row image, so that conv1d and pooling are 2-D

@@ -126,9 +126,9 @@ class StmtLowerer:
         call = s.Call("residual", stmt.args, span=stmt.span)
         for arg, name in self.calls.match_args(call, ["shortcut"], "'residual'"):
             expr = self.exprs.value(arg.value, f"{path}.{name}", scope, arg.span)
-            values = None if expr is None else self.exprs.values(expr)
             if expr is None:
                 continue
+            values = self.exprs.values(expr)
             if not isinstance(values, frozenset) or not values <= set(SHORTCUTS):
                 shown = ", ".join(f'"{kind}"' for kind in SHORTCUTS)
                 self.diags.error(arg.value.span, f"'shortcut' takes one of {shown}, or a "
