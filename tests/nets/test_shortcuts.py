@@ -126,14 +126,16 @@ def test_plans_for_exact_shapes() -> None:
 
 
 SHORTCUTS = deploy_program("deploy_shortcuts")
+#: Lists of valid points of `deploy_shortcuts` (of 3 sampled from a drawn seed).
+VALID = st.integers(0, 2**32 - 1).map(
+    lambda seed: [pt for pt in point.sample(SHORTCUTS, 3, seed) if point.validate(SHORTCUTS, pt)])
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1))
-def test_projections_are_a_1x1_conv_with_folded_batch_norm_before_the_add(seed: int) -> None:
-    for pt in point.sample(SHORTCUTS, 3, seed):
-        if not point.validate(SHORTCUTS, pt):
-            continue
+@given(points=VALID)
+def test_projections_are_a_1x1_conv_with_folded_batch_norm_before_the_add(
+        points: list[point.Point]) -> None:
+    for pt in points:
         graph = deployed_graph(SHORTCUTS, pt)
         for op in graph.ops:
             if op.name.endswith(".shortcut"):
@@ -193,11 +195,9 @@ def test_a_point_whose_shortcut_cannot_join_blames_the_shortcut() -> None:
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1))
-def test_shortcut_macs_equal_torchs_flop_counter(seed: int) -> None:
-    for pt in point.sample(SHORTCUTS, 3, seed):
-        if not point.validate(SHORTCUTS, pt):
-            continue
+@given(points=VALID)
+def test_shortcut_macs_equal_torchs_flop_counter(points: list[point.Point]) -> None:
+    for pt in points:
         net = build(SHORTCUTS, pt).eval()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
             net(torch.randn(1, 3, 12, 12))
