@@ -10,10 +10,8 @@ least squares (relative errors) to the four published latencies, with depthwise 
 half the pointwise rate and the per-operator dispatch and the elementwise rate fixed
 (estimates, below: keyword spotting and visual wake words mix depthwise and pointwise
 work in nearly the same proportion, so the published results cannot separate them),
-then prints the table docs/cost-models.md holds. The keyword spotting, visual wake
-words and anomaly detection models are priced from their `.arch` files
-(examples/mlperf_tiny/); image classification (projection shortcuts) from its layer
-table, until the language can say it.
+then prints the table docs/cost-models.md holds. The four models are priced from their
+`.arch` files (examples/mlperf_tiny/) through the deployed graph.
 """
 
 from __future__ import annotations
@@ -40,21 +38,12 @@ CLASSES = ("linear", "conv", "depthwise", "pointwise")
 #: Depthwise MACs per cycle as a fraction of pointwise ones (estimate).
 DEPTHWISE_RATIO = 0.5
 
-#: (MACs per class, operators, elementwise elements) of the model the language
-#: cannot say yet, from the MLPerf Tiny reference definition.
-TABLES = {
-    # ResNet-8: conv 3x3 16, 3 stacks of two 3x3 convs (16, 32, 64; the last two strided
-    # with 1x1 projections), 3 adds, avg pool, FC 10
-    "ic": ({"conv": 12_238_848, "pointwise": 262_144, "linear": 640, "depthwise": 0},
-           15, 32 * 32 * 16 + 16 * 16 * 32 + 8 * 8 * 64 + 8 * 8 * 64 + 64),
-}
-ARCH = {"kws": "kws_ds_cnn.arch", "vww": "vww_mobilenet.arch", "ad": "ad_autoencoder.arch"}
+ARCH = {"kws": "kws_ds_cnn.arch", "ic": "ic_resnet8.arch", "vww": "vww_mobilenet.arch",
+        "ad": "ad_autoencoder.arch"}
 
 
 def workload(name: str) -> tuple[dict[str, int], int, int]:
     """MACs per class, operator count and elementwise elements of a reference model."""
-    if name in TABLES:
-        return TABLES[name]
     space = sm.compile_file(ROOT / "examples" / "mlperf_tiny" / ARCH[name])
     graph = deployed_graph(space.program, {})
     macs: dict[str, int] = collections.Counter()

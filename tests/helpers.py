@@ -88,6 +88,9 @@ network {
     to_sequence
     conv1d(filters = choice[6, 12], kernel = int[1..3], padding = choice["same", "valid"],
            groups = choice[1, 2, 3])
+    skip: residual(shortcut = choice["auto", "projection", "avgpool"]) {
+        down: conv1d(filters = choice[6, 12], kernel = 3, stride = choice[1, 2])
+    }
     time_distributed {
         linear(units = int[4..12]) batchnorm relu
         dropout(p = 0.1)
@@ -174,6 +177,27 @@ network {
            padding = choice["causal", "same", "valid"])
     relu
     conv1d(filters = 8, kernel = 2, dilation = 2, padding = "causal", groups = 2)
+    global_avg_pool
+    linear(classes)
+}
+''',
+    "deploy_shortcuts": '''
+arch deploy_shortcuts(input: image(3, 12, 12), classes = 4)
+
+network {
+    conv2d(filters = 8, kernel = 3) batchnorm relu
+    down: residual(shortcut = choice["projection", "auto"]) {
+        conv2d(filters = choice[8, 16], kernel = 3, stride = choice[1, 2]) batchnorm relu
+        conv2d(filters = in_channels, kernel = 3) batchnorm
+    }
+    relu
+    pooled: residual(shortcut = choice["avgpool", "auto"]) {
+        conv2d(filters = in_channels, kernel = 3, stride = 2) batchnorm
+    }
+    to_sequence
+    residual(shortcut = "auto") {
+        conv1d(filters = choice[12, 24], kernel = 3, stride = choice[1, 2]) batchnorm relu
+    }
     global_avg_pool
     linear(classes)
 }

@@ -185,6 +185,11 @@ def _bodies(statements: st.SearchStrategy[Any]) -> st.SearchStrategy[s.Body]:
     )
 
 
+#: `residual(...)` arguments: any values, named `shortcut` or positional.
+_residual_args = st.lists(st.builds(s.Arg, st.none() | st.just("shortcut"), values()),
+                          min_size=1, max_size=1).map(tuple)
+
+
 def _compound_statements(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     bodies = _bodies(inner)
     plain = st.builds(s.Body, st.lists(calls(with_comments=False), min_size=1, max_size=4)
@@ -195,7 +200,7 @@ def _compound_statements(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any
         _stmt(s.Repeat, names, values(), bodies),
         _stmt(s.Choose, names, alternatives.map(tuple), default, st.just(()) | comment_lists),
         _stmt(s.Optional, names, bodies, default),
-        _stmt(s.Residual, bodies),
+        _stmt(s.Residual, bodies, st.just(()) | _residual_args, st.none() | names),
         _stmt(s.TimeDistributed, bodies),
     )
 

@@ -195,7 +195,9 @@ class TreeBuilder(Transformer_NonRecursive):
         )
 
     def residual(self, meta: Any, children: list) -> s.Residual:
-        return s.Residual(children[0], span=self.span(meta))
+        label, args, body = children
+        return s.Residual(body, args or (), None if label is None else str(label),
+                          span=self.span(meta))
 
     def time_distributed(self, meta: Any, children: list) -> s.TimeDistributed:
         return s.TimeDistributed(children[0], span=self.span(meta))

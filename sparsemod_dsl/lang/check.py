@@ -46,6 +46,8 @@ def used_parameters(program: ir.Program) -> set[str]:
                 used.update(ir.references(expr))
         elif isinstance(node, ir.Repeat):
             used.update(ir.references(node.count))
+        elif isinstance(node, ir.Residual):
+            used.update(ir.references(node.shortcut))
         elif isinstance(node, (ir.Choose, ir.Optional)):
             used.add(node.param)
     used.update(name for name in program.input.searched if name is not None)

@@ -305,6 +305,6 @@ _STATEMENTS: dict[type, Callable[[Any, int], list[str]]] = {
     s.Choose: _choose,
     s.Alternative: _alternative,
     s.Optional: lambda n, d: _body(f"optional {n.name}{_default(n.default)}", n.body, d),
-    s.Residual: lambda n, d: _body("residual", n.body, d),
+    s.Residual: lambda n, d: _body(_call(s.Call("residual", n.args, n.label)), n.body, d),
     s.TimeDistributed: lambda n, d: _body("time_distributed", n.body, d),
 }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
 from ..errors import Span
-from . import arith, ir
+from . import arith, ir, shortcuts
 from .layers import KIND_WORDS, LAYERS, PADDING_MODES, Args, ArgSpec, ArgValue, LayerError
 from .shapes import UNBOUNDED, Interval, Shape
 
@@ -251,16 +251,13 @@ class Inference:
         out = self.run(node.body, shape)
         if out is None:
             return None
-        if out.kind != shape.kind or any(
-            a.exact and b.exact and a.lo != b.lo for a, b in zip(out.dims, shape.dims)
-        ):
-            self.report(
-                node.span, "residual",
-                f"the residual body turns {shape} into {out}; the skip connection needs "
-                "the same shape",
-            )
+        written = self.evaluator.value(node.shortcut, shape.channels)
+        assert isinstance(written, frozenset)  # lowering checked the values
+        issue = shortcuts.space_issue(written, shape, out)
+        if issue is not None:
+            self.report(node.span, "residual", issue)
             return None
-        return shape
+        return shape if written == {"identity"} else out
 
     def time_distributed(self, node: ir.TimeDistributed, shape: Shape) -> Shape | None:
         if shape.kind != "sequence":

@@ -276,10 +276,17 @@ class Optional:
 
 @dataclass(frozen=True, slots=True)
 class Residual:
-    """output = input + body(input)."""
+    """output = shortcut(input) + body(input).
+
+    `shortcut` is "identity", "projection", "avgpool" or "auto" (lang/shortcuts.py);
+    `name` is the readable name of its place (`stage[2].residual`), which names the
+    shortcut's parameter and the projection's module.
+    """
 
     body: tuple["Node", ...]
     span: Span = _span()
+    shortcut: "Expr" = field(default_factory=lambda: Const("identity"))
+    name: str = "residual"
 
 
 @dataclass(frozen=True, slots=True)

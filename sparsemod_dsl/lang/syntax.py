@@ -249,9 +249,11 @@ class Optional(Stmt):
 
 @dataclass(frozen=True, slots=True)
 class Residual(Stmt):
-    """`residual { body }`: output = input + body(input)."""
+    """`residual(shortcut = ...) { body }`: output = shortcut(input) + body(input)."""
 
     body: Body
+    args: tuple[Arg, ...] = ()
+    label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

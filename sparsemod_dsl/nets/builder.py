@@ -69,5 +69,5 @@ def build(
         if step.layer is not None:
             getattr(net, step.layer.op)(step.layer.name, **step.args)
         else:
-            getattr(net, step.kind)()
+            getattr(net, step.kind)(**step.args)
     return net.finish()

@@ -140,7 +140,7 @@ class _Emitter:
         elif isinstance(node, ir.Residual):
             self.line("b.residual_begin()")
             self.nodes(node.body)
-            self.line("b.residual_end()")
+            self.line(f"b.residual_end({node.name!r}, {expression(node.shortcut)})")
         else:
             self.line("b.time_distributed_begin()")
             self.nodes(node.body)

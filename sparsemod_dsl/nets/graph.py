@@ -3,9 +3,10 @@
 `deployed_graph(program, point)` derives, once, from the trace of a point, what a
 runtime executes: batch norm folded into the convolution or linear layer before it,
 ReLU/ReLU6 fused into the operator they follow, a separable convolution as a depthwise
-and a pointwise operator, flatten as a reshape, residuals as ADD, dropout gone. The
-TFLite backend (`tflite`) writes exactly this graph and the cost models (`cost`) price
-exactly it, so what the search optimises is what the device runs.
+and a pointwise operator, flatten as a reshape, residuals as ADD (after a 1x1 CONV_2D
+or an AVERAGE_POOL_2D on the skip path for a projection or pooling shortcut), dropout
+gone. The TFLite backend (`tflite`) writes exactly this graph and the cost models
+(`cost`) price exactly it, so what the search optimises is what the device runs.
 
 Layouts are TFLite's, batch of one first: an image C x H x W is (1, H, W, C), a
 sequence T x F is (1, 1, T, F) (a one-row image, so that conv1d and pooling are 2-D
@@ -25,7 +26,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Mapping, NamedTuple
 
-from ..lang import ir
+from ..lang import ir, shortcuts
 from ..lang.shapes import Shape
 from .fusion import fusion_groups
 from .trace import Step, trace
@@ -189,6 +190,7 @@ class _Builder:
         self.ops: list[Op] = []
         self.current = self.tensor(tflite_shape(shape), "input")
         self.saved: list[int] = []
+        self.saved_shapes: list[Shape] = []
         self.repeat: list[int] = []
         self.fresh = False  # the last operator's output is the current tensor, unsaved
         self.order: tuple[int, int, int] | None = None  # a flatten's NHWC order, pending
@@ -228,14 +230,36 @@ class _Builder:
         self.fresh = False
         if step.kind == "residual_begin":
             self.saved.append(self.current)
+            self.saved_shapes.append(step.input)
         elif step.kind == "residual_end":
-            saved = self.saved.pop()
-            self.emit("ADD", "residual", self.shape, inputs=(self.current, saved))
+            saved = self.shortcut(step, self.saved.pop(), self.saved_shapes.pop())
+            self.emit("ADD", str(step.args["name"]), self.shape, inputs=(self.current, saved))
             self.fresh = False  # an activation after the add follows a structure step
         elif step.kind == "time_distributed_begin":
             self.repeat.append(step.input.sizes()[0])
         else:
             self.repeat.pop()
+
+    def shortcut(self, step: Step, saved: int, shape: Shape) -> int:
+        """The skip path of a residual (lang/shortcuts.py): the tensor the ADD reads.
+
+        A projection is a 1x1 CONV_2D with its batch norm folded (`layer` -1, `part` its
+        convolution within the shortcut module); pooling an AVERAGE_POOL_2D."""
+        plan = shortcuts.plan(str(step.args["shortcut"]), shape, step.input)
+        if plan.kind == "identity":
+            return saved
+        body, name, seq = self.current, f"{step.args['name']}.shortcut", shape.kind == "sequence"
+        stride = (1, plan.stride) if seq else (plan.stride, plan.stride)
+        out = tflite_shape(step.input)
+        if plan.kind == "avgpool":
+            self.emit("AVERAGE_POOL_2D", name, out, inputs=(saved,), window=stride, stride=stride)
+        else:
+            inputs = self.tensors[saved].shape[-1]
+            self.emit("CONV_2D", name, out, inputs=(saved,), part="conv.conv" if seq else "conv",
+                      weights=(out[-1], 1, 1, inputs), bias=out[-1], stride=stride,
+                      macs=math.prod(out[1:]) * inputs, mac_class="pointwise")
+        projected, self.current = self.current, body
+        return projected
 
     def layer(self, position: int, index: int, step: Step) -> None:
         layer = step.layer

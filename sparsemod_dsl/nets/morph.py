@@ -297,6 +297,17 @@ def _identity(module: torch.nn.Module, before: int | None = None) -> bool:
     return True
 
 
+def _channel_identity(module: torch.nn.Module) -> None:
+    """A new projection shortcut (the parent's residual was the identity) passes each
+    input channel to the output channel of the same index, and the new channels none:
+    widening an `auto` residual's body then keeps the function."""
+    if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)) and all(
+            k == 1 for k in module.kernel_size):
+        module.weight.zero_()
+        for channel in range(min(module.in_channels, module.out_channels)):
+            module.weight[(channel, channel, *(0 for _ in module.kernel_size))] = 1.0
+
+
 def inherit(child: torch.nn.Module, parent_state: Mapping[str, torch.Tensor]) -> int:
     """Copy the parent's tensors into the child by IR position; returns how many.
 
@@ -304,7 +315,8 @@ def inherit(child: torch.nn.Module, parent_state: Mapping[str, torch.Tensor]) ->
     keeps its weights, whatever was added or removed around it. Same shape:
     copied whole; same rank, other sizes: the overlapping slice (LSTM/GRU gate
     blocks one by one); other ranks: left as initialised. A layer the parent
-    does not have starts as the identity where its shape allows (`_identity`).
+    does not have starts as the identity where its shape allows (`_identity`), a new
+    projection shortcut as the identity on the channels it keeps (`_channel_identity`).
     """
     own = child.state_dict()
     copied = 0
@@ -314,7 +326,8 @@ def inherit(child: torch.nn.Module, parent_state: Mapping[str, torch.Tensor]) ->
         for name, module in child.named_modules():
             weight = getattr(module, "weight", None)
             if isinstance(weight, torch.Tensor) and f"{name}.weight" not in parent_state:
-                _identity(module, fronts.get(name))
+                if not _identity(module, fronts.get(name)) and "__shortcut." in name:
+                    _channel_identity(module)
         for key, value in parent_state.items():
             if key not in own or own[key].dim() != value.dim():
                 continue

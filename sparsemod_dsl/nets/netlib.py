@@ -55,6 +55,14 @@ def same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
     return total // 2, total - total // 2
 
 
+def stride_between(size: int, out: int) -> int | None:
+    """The stride s with ceil(size / s) == out, if one exists (a 1x1 window's stride)."""
+    if out < 1 or out > size:
+        return None
+    stride = -(-size // out)
+    return stride if -(-size // stride) == out else None
+
+
 def window(size: int, kernel: int, stride: int, pad: Tuple[int, int], what: str) -> int:
     """Positions of a sliding window: floor((size + pads - kernel) / stride) + 1."""
     out = (size + pad[0] + pad[1] - kernel) // stride + 1
@@ -144,14 +152,48 @@ class NetBuilder:
         self.stack.append(("residual", self.shape, self.kind))
         self._barrier("save")
 
-    def residual_end(self) -> None:
-        """End a residual body: add the kept input to the body's output."""
+    def residual_end(self, name: str = "residual", shortcut: str = "identity") -> None:
+        """End a residual body: add its kept input, through the shortcut, to its output."""
         _, shape, kind = self.stack.pop()
-        if (kind, shape) != (self.kind, self.shape):
-            raise ValueError(f"a residual body changes the shape {shape} into {self.shape}")
+        same = (kind, shape) == (self.kind, self.shape)
+        if shortcut == "identity" or (shortcut == "auto" and same):
+            if not same:
+                raise ValueError(f"a residual body changes the shape {shape} into {self.shape}")
+        else:
+            self._shortcut(name, "projection" if shortcut == "auto" else shortcut, kind, shape)
         key = self.key("residual")
         self.adds.append(key)
         self._barrier("add", key)
+
+    def _shortcut(self, name: str, shortcut: str, kind: str, shape: Tuple[int, ...]) -> None:
+        """The skip path's module (lang/shortcuts.py): a 1x1 projection conv + batch norm,
+        or average pooling, with the stride that meets the body's output."""
+        if kind != self.kind or kind == "vector":
+            raise ValueError(f"a {shortcut} shortcut cannot turn {shape} into {self.shape}")
+        image = kind == "image"
+        pairs = list(zip(shape[1:], self.shape[1:]) if image else [(shape[0], self.shape[0])])
+        strides = {stride_between(a, b) for a, b in pairs}
+        if None in strides or len(strides) > 1:
+            raise ValueError(f"no one stride turns {shape} into {self.shape}")
+        stride = int(strides.pop())  # type: ignore[arg-type]
+        channels, out = (shape[0], self.shape[0]) if image else (shape[-1], self.shape[-1])
+        key = self.key(f"{name}.shortcut")
+        if shortcut == "avgpool":
+            if channels != out or any(a != b * stride for a, b in pairs):
+                raise ValueError(f"an avgpool shortcut cannot turn {shape} into {self.shape}")
+            module: nn.Module = (nn.AvgPool2d(stride, stride) if image
+                                 else SeqPool(nn.AvgPool1d(stride, stride)))
+        elif image:
+            module = nn.Sequential(OrderedDict(
+                conv=nn.Conv2d(channels, out, 1, stride, bias=False), bn=nn.BatchNorm2d(out)))
+            self.fusions.append([f"layers.{key}.conv", f"layers.{key}.bn"])
+        else:
+            module = nn.Sequential(OrderedDict(
+                conv=SeqConv1d((0, 0), nn.Conv1d(channels, out, 1, stride, bias=False)),
+                bn=SeqBatchNorm(out)))
+            self.fusions.append([f"layers.{key}.conv.conv", f"layers.{key}.bn.bn"])
+        self.layers[key] = module
+        self._barrier("shortcut", key)
 
     def time_distributed_begin(self) -> None:
         """Start a body that runs on every step of a sequence."""

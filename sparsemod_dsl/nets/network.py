@@ -21,8 +21,8 @@ class SparsemodNet(nn.Module):
 
     Layers live in one `ModuleDict` under keys derived from their readable IR
     names; `plan` lists the steps of the forward pass: run a layer, save the
-    input of a residual, add it back, fold a sequence into a batch of steps for
-    a time-distributed body and unfold it again.
+    input of a residual, run its shortcut on it, add it back, fold a sequence
+    into a batch of steps for a time-distributed body and unfold it again.
     """
 
     def __init__(self, layers: "OrderedDict[str, nn.Module]", plan: Sequence[Tuple[str, str]],
@@ -46,6 +46,8 @@ class SparsemodNet(nn.Module):
                 x = self.layers[key](x)
             elif step == "save":
                 saved.append(x)
+            elif step == "shortcut":
+                saved.append(self.layers[key](saved.pop()))
             elif step == "add":
                 x = self.adds[key].add(x, saved.pop())
             elif step == "fold":

@@ -205,8 +205,9 @@ def validate(program: ir.Program, point: Mapping[str, object]) -> Validation:
 
 def _blame(program: ir.Program, issue: ShapeIssue,
            shapes: list[tuple[ir.Layer, Shape, Shape]]) -> list[str]:
-    """Readable parameters behind a failing layer argument, or behind the layers of a
-    residual body that changes the shape (the body built last, at this point)."""
+    """Readable parameters behind a failing layer argument, or behind a residual whose
+    shortcut cannot join its body: the shortcut's, and the layers' of the body built
+    last, at this point."""
     for layer in ir.layers(program.network):
         if layer.name == issue.where:
             args = [expr for name, expr in layer.args if issue.arg is None or name == issue.arg]
@@ -219,7 +220,8 @@ def _blame(program: ir.Program, issue: ShapeIssue,
         body = list(ir.layers(node.body))
         if node.span == issue.span and any(layer is last for layer in body):
             built = [layer for layer, _, _ in shapes if any(layer is b for b in body)]
-            return [n for layer in built for _, expr in layer.args for n in ir.references(expr)]
+            return [*ir.references(node.shortcut),
+                    *(n for layer in built for _, expr in layer.args for n in ir.references(expr))]
     return []
 
 

@@ -79,8 +79,10 @@ class _Tracer:
         if isinstance(node, ir.Residual):
             self.steps.append(Step("residual_begin", shape, shape))
             out = self.nodes(node.body, shape)
-            self.steps.append(Step("residual_end", out, shape))
-            return shape
+            written = scalar(ev.value(node.shortcut, shape.channels))
+            args = {"name": node.name, "shortcut": written}
+            self.steps.append(Step("residual_end", out, out, args=args))
+            return out
         steps, features = shape.dims
         inner = Shape("vector", (features,))
         self.steps.append(Step("time_distributed_begin", shape, inner))

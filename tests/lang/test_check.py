@@ -348,6 +348,8 @@ def small_spaces(draw: st.DrawFn) -> str:
 
     image = draw(st.booleans())
     padding = st.sampled_from(['"same"', '"valid"', "0", "1"])
+    shortcut = st.sampled_from(['"identity"', '"projection"', '"avgpool"', '"auto"',
+                                'choice["avgpool", "projection"]'])
     if image:
         dims = [draw(st.integers(1, 3)), draw(st.integers(1, 24)), draw(st.integers(1, 24))]
         header = f"arch g(input: image({', '.join(map(str, dims))}), classes = 3)"
@@ -361,6 +363,8 @@ def small_spaces(draw: st.DrawFn) -> str:
             lambda: f"choose {label()} {{\n a: {label()}: conv2d(4, 3)\n"
                     f" b: {label()}: maxpool(2)\n}}",
             lambda: f"residual {{ {label()}: conv2d(in_channels, {size(1, 3)}) }}",
+            lambda: f"{label()}: residual(shortcut = {draw(shortcut)}) {{ {label()}: "
+                    f"conv2d({size(1, 8)}, {size(1, 3)}, stride = {size(1, 3)}) }}",
             lambda: "batchnorm relu",
         ]
         heads = ["global_avg_pool", "flatten", "flatten linear(units = int[4..8]) relu", ""]
@@ -371,6 +375,8 @@ def small_spaces(draw: st.DrawFn) -> str:
             header += f"\ntrain {{\n max_len = {size(1, 30)}\n}}"
         layers = [
             lambda: f"{label()}: conv1d({size(1, 8)}, {size(1, 5)}, padding = {draw(padding)})",
+            lambda: f"{label()}: residual(shortcut = {draw(shortcut)}) {{ {label()}: "
+                    f"conv1d({size(1, 8)}, {size(1, 3)}, stride = {size(1, 2)}) }}",
             lambda: f"{label()}: maxpool({size(1, 3)})",
             lambda: f"{label()}: lstm({size(1, 8)}, return_sequences = true)",
             lambda: f"time_distributed {{ {label()}: linear({size(1, 8)}) relu }}",

@@ -54,7 +54,7 @@ MAX_STEPS = 200
 
 def test_the_programs_are_classified() -> None:
     assert set(CNN) == {"ds_cnn", "mbconv", "sparse_cnn", "sparse_cnn_seq", "sparse_cnn_rnn",
-                        "quickstart"}
+                        "quickstart", "resnet8"}
     assert set(RNN) == {"sparse_rnn", "sparse_cnn_rnn"}
 
 

@@ -164,6 +164,7 @@ def test_an_unreadable_target_file_is_a_clear_error(tmp_path: Path) -> None:
 #: 120 MHz): TFLite Micro's reference kernels (v0.5 reference submission) and CMSIS-NN
 #: (OctoML microTVM + CMSIS-NN, v1.0).
 PUBLISHED_MS = {"kws_ds_cnn": {"nucleo_l4r5zi_reference": 181.9, "nucleo_l4r5zi": 99.8},
+                "ic_resnet8": {"nucleo_l4r5zi_reference": 704.2, "nucleo_l4r5zi": 389.6},
                 "vww_mobilenet": {"nucleo_l4r5zi_reference": 600.6, "nucleo_l4r5zi": 301.2},
                 "ad_autoencoder": {"nucleo_l4r5zi_reference": 10.05, "nucleo_l4r5zi": 8.60}}
 #: How far the calibrated model may be from each published figure

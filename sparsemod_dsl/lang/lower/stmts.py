@@ -13,6 +13,7 @@ from typing import Sequence
 
 from .. import ir
 from .. import syntax as s
+from ..shortcuts import SHORTCUTS
 from .calls import CallLowerer
 from .declarations import Declarations
 from .exprs import ExprLowerer
@@ -113,8 +114,29 @@ class StmtLowerer:
         if isinstance(stmt, s.Optional):
             return self.optional(stmt, scope)
         if isinstance(stmt, s.Residual):
-            return [ir.Residual(self.body(stmt.body.stmts, scope.inner()), stmt.span)]
+            return self.residual(stmt, scope)
         return [ir.TimeDistributed(self.body(stmt.body.stmts, scope.inner()), stmt.span)]
+
+    def residual(self, stmt: s.Residual, scope: Scope) -> list[ir.Node]:
+        """`residual(shortcut = ...)`: the shortcut is named like a layer argument."""
+        if stmt.label is not None and not self.decls.check_name(stmt.label, stmt.span):
+            return []
+        path = scope.path(stmt.label or "residual")
+        shortcut: ir.Expr = ir.Const(SHORTCUTS[0])
+        call = s.Call("residual", stmt.args, span=stmt.span)
+        for arg, name in self.calls.match_args(call, ["shortcut"], "'residual'"):
+            expr = self.exprs.value(arg.value, f"{path}.{name}", scope, arg.span)
+            if expr is None:
+                continue
+            values = self.exprs.values(expr)
+            if not isinstance(values, frozenset) or not values <= set(SHORTCUTS):
+                shown = ", ".join(f'"{kind}"' for kind in SHORTCUTS)
+                self.diags.error(arg.value.span, f"'shortcut' takes one of {shown}, or a "
+                                 "choice of them")
+                continue
+            shortcut = expr
+        body = self.body(stmt.body.stmts, scope.inner())
+        return [ir.Residual(body, stmt.span, shortcut, path)]
 
     def param_stmt(self, stmt: s.Param, scope: Scope) -> ir.Expr | None:
         self.decls.check_name(stmt.name, stmt.name_span)  # still declared: its uses resolve

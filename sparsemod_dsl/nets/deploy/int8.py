@@ -126,10 +126,15 @@ class _Reader:
         self.model = model
         self.keys = [key for step, key in model.plan if step == "layer"]
         self.adds = iter([key for step, key in model.plan if step == "add"])
+        #: The residual projections, in order (pooling shortcuts have no weights).
+        self.projections = iter([key for step, key in model.plan if step == "shortcut"
+                                 and "conv" in dict(model.layers[key].named_children())])
         self.activations: dict[int, QParams] = {graph.input: _output_qparams(model.quant,
                                                                               "the input")}
 
     def module(self, op: Op) -> nn.Module:
+        if op.layer < 0:  # a residual's projection shortcut
+            return self.model.layers[next(self.projections)].get_submodule(op.part)
         module = self.model.layers[self.keys[op.layer]]
         if op.emulates == "batchnorm":
             return module
