@@ -207,7 +207,12 @@ Expr = Union[Const, ParamRef, Builtin, BinOp, Neg, Func]
 
 FUNCTIONS = {"min": min, "max": max}
 
-BUILTINS = {"classes": "the number of classes", "in_channels": "channels of the layer's input"}
+BUILTINS = {"classes": "the number of classes", "in_channels": "channels of the layer's input",
+            "outputs": "the size of the output vector (the classes of a classifier)"}
+#: Built-in names that stand for another: `outputs` is `classes` under its general name.
+BUILTIN_ALIASES = {"outputs": "classes"}
+#: The losses a header may declare, and the output each needs.
+LOSSES = {"cross_entropy": "classes", "mse": "output"}
 
 
 # --- network nodes ----------------------------------------------------------------------------
@@ -341,6 +346,9 @@ class Program:
     doc: str = ""
     blocks: tuple[str, ...] = ()
     file: str = field(default="<string>", compare=False)
+    #: What training minimises: "cross_entropy" (a classifier, `classes` outputs) or
+    #: "mse" (regression or reconstruction: `output: vector(n)`, `classes` is then n).
+    loss: str = "cross_entropy"
 
     @property
     def searchable(self) -> tuple[Parameter, ...]:

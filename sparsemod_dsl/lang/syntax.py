@@ -267,12 +267,13 @@ Statement = Union[
 
 @dataclass(frozen=True, slots=True)
 class ArchParam(Node):
-    """One parameter of the `arch` header: `input: image(1, 8, 8)` or `classes = 10`."""
+    """One parameter of the `arch` header: `input: image(1, 8, 8)`, `classes = 10`,
+    `output: vector(640)` or `loss = mse` (a name as the value)."""
 
     name: str
     kind: str | None = None
     shape: tuple[int, ...] | None = None
-    value: int | None = None
+    value: int | str | None = None
 
 
 @dataclass(frozen=True, slots=True)
