@@ -1,0 +1,117 @@
+"""Regression and reconstruction heads end to end: `output: vector(N)` with `loss = mse`.
+
+A real (tiny) search on the built-in `frames` reconstruction set: the trainer minimises
+the mean squared error, the journal stores it, and the progress lines, trials.csv and
+the report show it as an MSE in the data's units, not as a per cent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparsemod_dsl import compile_text
+from sparsemod_dsl.search.data import load_dataset, loader
+from sparsemod_dsl.search.engine import Search, SearchError
+from sparsemod_dsl.search.experiment import load_experiment
+from sparsemod_dsl.search.frames import FRAME_NOISE, frames
+from sparsemod_dsl.search.report import report, show
+from sparsemod_dsl.search.train import evaluate
+
+AUTOENCODER = '''\
+"""A tiny autoencoder space for the frames set."""
+
+arch tiny_ae(input: vector, output: vector, loss = mse)
+
+train {
+    learning_rate = float[0.003..0.02] log
+}
+
+network {
+    width = choice[8, 16] ordered
+    linear(width) batchnorm relu
+    linear(choice[2, 4] ordered) relu
+    linear(width) relu
+    linear(outputs)
+}
+'''
+
+STAGES = ("[stages]\nsobol = 2\nbo_rounds = 1\nbo_batch = 1\nmorph_rounds = 1\n"
+          "morph_candidates = 4\nepochs = [2, 2, 2]\n")
+
+
+def experiment(folder: Path, arch: str = AUTOENCODER) -> Path:
+    (folder / "ae.arch").write_text(arch)
+    path = folder / "experiment.toml"
+    path.write_text('arch = "ae.arch"\nresults = "results"\nseed = 0\n\n'
+                    f'[data]\ndataset = "frames"\noptions = {{ samples = 300, features = 32 }}'
+                    f'\n\n{STAGES}\n[objectives]\nminimize = ["error", "flash"]\n\n'
+                    '[target]\nname = "nrf52840"\n\n'
+                    '[training]\npruning = false\nquantization = "post"\n')
+    return path
+
+
+def test_frames_is_its_own_target_with_the_documented_noise() -> None:
+    x, y = frames(samples=50, features=16)
+    assert x.shape == (50, 16) and torch.equal(x, y) and y.dtype == torch.float32
+    data = load_dataset("frames", options={"samples": 100, "features": 16})
+    assert (data.kind, data.input_shape, data.classes, data.loss) == ("vector", (16,), 16, "mse")
+    assert len(data.train) + len(data.val) + len(data.test) == 100
+    xb, yb = next(iter(loader(data.train, 8, False)))
+    assert xb.shape == yb.shape == (8, 16) and yb.dtype == torch.float32
+    with pytest.raises(ValueError, match="positive integer"):
+        frames(samples=0)
+
+
+def test_mse_evaluation_is_the_mean_over_every_value() -> None:
+    data = load_dataset("frames", options={"samples": 100, "features": 16})
+    batches = loader(data.val, 7, False)
+    zero = torch.nn.Sequential(torch.nn.Linear(16, 16))
+    torch.nn.init.zeros_(zero[0].weight)
+    torch.nn.init.zeros_(zero[0].bias)
+    expected = torch.stack([y for _, y in data.val]).pow(2).mean().item()
+    assert evaluate(zero, batches, "mse") == pytest.approx(expected, rel=1e-5)
+    identity = torch.nn.Identity()
+    assert evaluate(identity, batches, "mse") == 0.0  # the target is the input
+
+
+def test_a_reconstruction_search_runs_end_to_end(tmp_path: Path) -> None:
+    lines: list[str] = []
+    engine = Search(load_experiment(experiment(tmp_path)), report=lines.append, fast=True)
+    engine.run()
+    trials = engine.journal.trials()
+    completed = [t for t in trials if t.status == "completed"]
+    assert completed, [t.reason for t in trials]
+    for t in completed:  # an MSE in the data's units: positive, above the noise floor's order
+        assert 0.0 < t.error < 10.0 and t.extra["test_error"] > 0.0  # type: ignore[operator]
+    best = min(t.error for t in completed)  # type: ignore[type-var]
+    assert best < 1.0 and best > 0.1 * FRAME_NOISE**2  # type: ignore[operator]
+    assert all("MSE" in line and "%" not in line.split(",")[0]
+               for line, t in zip(lines, trials) if t.status == "completed")
+    results = tmp_path / "results"
+    setup = json.loads((results / "setup.json").read_text())
+    assert (setup["loss"], setup["classes"], setup["input_shape"]) == ("mse", 32, [32])
+    csv = (results / "trials.csv").read_text().splitlines()
+    assert csv[0].split(",")[4] == "error_mse"
+    first = next(line for line in csv[1:] if ",completed," in line)
+    trial = next(t for t in completed if first.startswith(f"{t.id},"))
+    assert float(first.split(",")[4]) == pytest.approx(trial.error, abs=1e-4)
+    table, _ = report(results)
+    assert "val MSE" in table and "test MSE" in table and "error %" not in table
+    assert f"validation MSE {trial.error:.4g}" in show(results, trial.id)
+
+
+def test_the_loss_and_the_data_must_agree(tmp_path: Path) -> None:
+    classifier = AUTOENCODER.replace("output: vector, loss = mse", "classes")
+    with pytest.raises(SearchError, match="declares loss cross_entropy.*float target"):
+        Search(load_experiment(experiment(tmp_path, arch=classifier)), fast=True)
+
+
+def test_a_vector_network_is_compiled_for_the_data_and_built() -> None:
+    space = compile_text(AUTOENCODER, input_shape=(32,), classes=32)
+    assert space.program.loss == "mse" and space.program.input.kind == "vector"
+    net = space.build({"width": 16})
+    assert net(torch.zeros(3, 32)).shape == (3, 32)
