@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from sparsemod_dsl import compile_text
+from sparsemod_dsl.cli.deploy import _test_line
 from sparsemod_dsl.search.data import load_dataset, loader
 from sparsemod_dsl.search.engine import Search, SearchError
 from sparsemod_dsl.search.experiment import load_experiment
+from sparsemod_dsl.search.export import export_trial
 from sparsemod_dsl.search.frames import FRAME_NOISE, frames
 from sparsemod_dsl.search.report import report, show
 from sparsemod_dsl.search.train import evaluate
@@ -102,6 +104,13 @@ def test_a_reconstruction_search_runs_end_to_end(tmp_path: Path) -> None:
     table, _ = report(results)
     assert "val MSE" in table and "test MSE" in table and "error %" not in table
     assert f"validation MSE {trial.error:.4g}" in show(results, trial.id)
+    saved = int(next((results / "networks").glob("*.pt")).stem.split("-")[1])
+    exported = export_trial(results, saved, "tflite")
+    test_error = next(t for t in completed if t.id == saved).extra["test_error"]
+    assert exported.loss == "mse" and exported.torch_error == pytest.approx(test_error)
+    if exported.runtime_error is not None:  # TFLM installed: it reconstructs as torch does
+        assert exported.runtime_error == pytest.approx(exported.torch_error, rel=0.05)
+        assert "test MSE: torch int8" in _test_line(exported)
 
 
 def test_the_loss_and_the_data_must_agree(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+"""Vector inputs and regression heads: `input: vector(N)`, `output: vector(N)`, `loss = mse`.
+
+The header round-trips through the formatter and compiles to the IR's input kind, output
+size and loss; the MLPerf Tiny FC autoencoder (stdlib and example) has the published
+parameter count; vector networks build, cost exactly as torch counts them, and export
+to int8 TFLite that TensorFlow Lite Micro runs as torch's int8 model computes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import ROOT, program, sensitive
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparsemod_dsl.lang.compiler import check_file, compile_source
+from sparsemod_dsl.lang.fmt import format_source
+from sparsemod_dsl.nets import point
+from sparsemod_dsl.nets.builder import build
+from sparsemod_dsl.nets.cost import cost
+
+#: MLPerf Tiny AD: 640-128-128-128-128-8-128-128-128-128-640, batch norm folded.
+MLPERF_AD_PARAMS = 265_864
+MLPERF_AD_MACS = 264_192
+
+
+def header_source(n: int | None, m: int | None, loss: bool) -> str:
+    size = "" if n is None else f"({n})"
+    out = "" if m is None else f"({m})"
+    tail = ", loss = mse" if loss else ""
+    return (f"arch h(input: vector{size}, output: vector{out}{tail})\n\nnetwork {{\n"
+            f"    linear(4) relu\n    linear(outputs)\n}}\n")
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.none() | st.integers(1, 4096), m=st.none() | st.integers(1, 4096), loss=st.booleans())
+def test_headers_round_trip_and_compile(n: int | None, m: int | None, loss: bool) -> None:
+    text = header_source(n, m, loss)
+    assert format_source(text, "h.arch") == text
+    prog = compile_source(text, "h.arch", input_shape=None if n else (7,),
+                          classes=None if m else 3)
+    assert prog.input.kind == "vector" and prog.input.shape == ((n,) if n else (7,))
+    assert (prog.classes, prog.loss) == (m or 3, "mse")
+
+
+def test_a_classifier_keeps_cross_entropy_and_may_take_vectors() -> None:
+    prog = compile_source("arch c(input: vector(12), classes = 3, loss = cross_entropy)\n\n"
+                          "network {\n    linear(classes)\n}\n", "c.arch")
+    assert (prog.loss, prog.classes, prog.input.shape) == ("cross_entropy", 3, (12,))
+    net = build(prog, {})
+    assert net(torch.zeros(2, 12)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("name", ["stdlib", "example"])
+def test_the_fc_autoencoder_has_the_mlperf_parameter_count(name: str) -> None:
+    # Batch norm is counted folded into the dense layer before it (as TFLite deploys it):
+    # it adds no parameters; torch holds 2 x 1,032 more (the 9 batch norms' scale and shift).
+    prog = program("fc_autoencoder") if name == "stdlib" else check_file(
+        ROOT / "examples" / "mlperf_tiny" / "ad_autoencoder.arch").program
+    assert prog is not None and prog.loss == "mse" and prog.input.shape == (640,)
+    report = cost(prog, {})
+    assert (report.params, report.macs) == (MLPERF_AD_PARAMS, MLPERF_AD_MACS)
+    net = build(prog, {})
+    linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linear] == [128] * 4 + [8] + [128] * 4 + [640]
+    assert sum(p.numel() for m in linear for p in m.parameters()) == MLPERF_AD_PARAMS
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert sum(p.numel() for m in norms for p in m.parameters()) == 2 * (8 * 128 + 8)
+    assert net(torch.zeros(2, 640)).shape == (2, 640)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_fc_autoencoder_points_cost_what_torch_counts(seed: int) -> None:
+    prog = program("fc_autoencoder")
+    for pt in point.sample(prog, 2, seed):
+        assert point.validate(prog, pt)
+        net = build(prog, pt)
+        folded = sum(p.numel() for m in net.modules() if isinstance(m, torch.nn.Linear)
+                     for p in m.parameters())
+        macs = sum(m.in_features * m.out_features for m in net.modules()
+                   if isinstance(m, torch.nn.Linear))
+        report = cost(prog, pt)
+        assert (report.params, report.macs) == (folded, macs)
+
+
+def test_the_fc_autoencoder_exports_to_int8_tflite_that_tflm_runs() -> None:
+    pytest.importorskip("tflite_micro", reason="needs the deploy extra (tflite-micro)")
+    from sparsemod_dsl.nets.deploy.export import export_int8, run_tflm
+    from sparsemod_dsl.nets.graph import deployed_graph
+    from sparsemod_dsl.nets.quantize import static_int8
+
+    prog = program("fc_autoencoder")
+    pt = {"width": 32, "encoder": 2, "decoder": 2}
+    generator = torch.Generator().manual_seed(0)
+    calibration = [torch.randn(16, 640, generator=generator) for _ in range(2)]
+    int8 = static_int8(sensitive(prog, pt, calibration), calibration)
+    exported = export_int8(prog, pt, int8, "tflite", "ae")
+    assert exported.int8 is not None
+    graph = deployed_graph(prog, pt)
+    x = torch.randn(20, 640, generator=generator)
+    with torch.no_grad():
+        expected = int8(x).numpy()
+    got = run_tflm(exported, x)
+    assert got.shape == (20, 640)
+    step = float(exported.int8.activations[graph.output].scale[0])
+    assert (np.abs(got - expected) <= 1.01 * step).mean() >= 0.99
