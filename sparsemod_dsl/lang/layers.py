@@ -290,6 +290,8 @@ LAYERS: dict[str, LayerSpec] = {
         LayerSpec("batchnorm", (), _ALL, _same, "batch normalisation"),
         LayerSpec("relu", (), _ALL, _same, "ReLU"),
         LayerSpec("relu6", (), _ALL, _same, "ReLU clipped at 6"),
+        LayerSpec("softmax", (), _ALL, _same,
+                  "softmax over the features (an image's channels): they sum to 1"),
         LayerSpec("dropout", (_P,), _ALL, _same, "dropout (training only)"),
         LayerSpec("flatten", (), _ALL, _flatten, "flatten to a vector"),
         LayerSpec("linear", (_arg("units", "int", lo=1, doc="output features"), _BIAS), _ALL

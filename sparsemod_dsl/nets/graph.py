@@ -239,6 +239,8 @@ class _Builder:
             pass
         elif op in ("relu", "relu6"):
             self.activation(name, op.upper())
+        elif op == "softmax":
+            self.emit("SOFTMAX", name, out)
         elif op in ("conv2d", "conv1d"):
             self.pad(name, args, seq)
             channels, groups, filters = self.shape[-1], int(args["groups"]), int(args["filters"])

@@ -94,6 +94,17 @@ class ToImage(nn.Module):
         return x.unsqueeze(1)
 
 
+class Softmax(nn.Module):
+    """Softmax over the features: dimension 1 of an image (its channels), else the last."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, dim=self.dim)
+
+
 class FloatIsland(nn.Module):
     """Runs `inner` in float inside a quantised network (it has no int8 kernel)."""
 

@@ -27,6 +27,7 @@ from .modules import (
     SeqConv1d,
     SeqMean,
     SeqPool,
+    Softmax,
     ToImage,
     ToSequence,
 )
@@ -283,6 +284,12 @@ class NetBuilder:
     def relu6(self, name: str) -> None:
         """ReLU clipped at 6."""
         self.add(name, nn.ReLU6(), self.kind, self.shape)
+
+    def softmax(self, name: str) -> None:
+        """Softmax over the features (an image's channels); in float when quantised, until
+        `quantize` gives it TFLite's fixed int8 output."""
+        dim = 1 if self.kind == "image" else -1
+        self.add(name, FloatIsland(Softmax(dim)), self.kind, self.shape)
 
     def dropout(self, name: str, p: float = 0.5) -> None:
         """Dropout."""

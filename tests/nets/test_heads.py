@@ -8,6 +8,9 @@ to int8 TFLite that TensorFlow Lite Micro runs as torch's int8 model computes it
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +22,7 @@ from sparsemod_dsl.lang.compiler import check_file, compile_source
 from sparsemod_dsl.lang.fmt import format_source
 from sparsemod_dsl.nets import point
 from sparsemod_dsl.nets.builder import build
+from sparsemod_dsl.nets.codegen import builder_source
 from sparsemod_dsl.nets.cost import cost
 
 #: MLPerf Tiny AD: 640-128-128-128-128-8-128-128-128-128-640, batch norm folded.
@@ -107,3 +111,89 @@ def test_the_fc_autoencoder_exports_to_int8_tflite_that_tflm_runs() -> None:
     assert got.shape == (20, 640)
     step = float(exported.int8.activations[graph.output].scale[0])
     assert (np.abs(got - expected) <= 1.01 * step).mean() >= 0.99
+
+
+#: Softmax on an image (over channels), a sequence (over features, in a time-distributed
+#: body) and the final vector: TFLite's int8 SOFTMAX on the last NHWC axis each time.
+SOFTMAX = '''
+arch probabilities(input: image(2, 6, 6), classes = 4)
+
+network {
+    conv2d(filters = choice[4, 8], kernel = 3) relu
+    optional channels {
+        softmax
+    }
+    to_sequence
+    time_distributed {
+        linear(units = int[3..6])
+        softmax
+    }
+    flatten
+    linear(classes)
+    softmax
+}
+'''
+
+
+def test_softmax_is_a_layer_on_every_kind_and_costs_nothing_but_time() -> None:
+    prog = compile_source(SOFTMAX, "probabilities.arch")
+    pt = {"conv2d.filters": 4, "channels": True, "linear.units": 3}
+    assert point.validate(prog, pt), point.validate(prog, pt).reason
+    net = build(prog, pt)
+    out = net(torch.randn(5, 2, 6, 6))
+    assert torch.allclose(out.sum(dim=1), torch.ones(5))
+    report = cost(prog, pt)
+    torch_params = sum(p.numel() for p in net.parameters())
+    assert report.params == torch_params
+    softmaxes = [layer for layer in report.layers if layer.op == "SOFTMAX"]
+    assert len(softmaxes) == 3 and all(s.params == s.macs == 0 for s in softmaxes)
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_tflm_runs_softmax_as_torch_int8_computes_it(seed: int) -> None:
+    pytest.importorskip("tflite_micro", reason="needs the deploy extra (tflite-micro)")
+    from sparsemod_dsl.nets.deploy.export import export_int8, run_tflm
+    from sparsemod_dsl.nets.deploy.measure import measure
+    from sparsemod_dsl.nets.graph import deployed_graph
+    from sparsemod_dsl.nets.quantize import static_int8
+
+    prog = compile_source(SOFTMAX, "probabilities.arch")
+    pt = next(p for p in point.sample(prog, 10, seed) if point.validate(prog, p))
+    generator = torch.Generator().manual_seed(seed)
+    calibration = [torch.randn(16, 2, 6, 6, generator=generator) for _ in range(2)]
+    int8 = static_int8(sensitive(prog, pt, calibration), calibration)
+    exported = export_int8(prog, pt, int8, "tflite", "p")
+    assert exported.int8 is not None
+    q_out = exported.int8.activations[deployed_graph(prog, pt).output]
+    assert (float(q_out.scale[0]), int(q_out.zero_point[0])) == (1 / 256, -128)
+    x = torch.randn(30, 2, 6, 6, generator=generator)
+    with torch.no_grad():
+        expected = int8(x).numpy()
+    got = run_tflm(exported, x)
+    assert (np.abs(got - expected) <= 1.01 / 256).mean() >= 0.99
+    comparison = measure(prog, pt)
+    assert comparison.predicted.activation_bytes == comparison.measured.activation_bytes
+    assert comparison.predicted.ram_bytes == pytest.approx(comparison.measured.arena_bytes,
+                                                           rel=0.10)
+    assert comparison.predicted.flash_bytes == pytest.approx(comparison.measured.flash_bytes,
+                                                             rel=0.05)
+
+
+@pytest.mark.parametrize("source", [SOFTMAX, header_source(24, 24, True)],
+                         ids=["softmax", "vector"])
+def test_generated_builders_build_the_runtime_networks(source: str, tmp_path: Path) -> None:
+    prog = compile_source(source, "gen.arch")
+    path = tmp_path / "gen_heads.py"
+    path.write_text(builder_source(prog))
+    spec = importlib.util.spec_from_file_location("gen_heads", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for pt in [p for p in point.sample(prog, 6, seed=1) if point.validate(prog, p)][:3]:
+        runtime, generated = build(prog, pt), module.build(pt)
+        assert list(runtime.state_dict()) == list(generated.state_dict())
+        generated.load_state_dict(runtime.state_dict())
+        runtime.eval(), generated.eval()
+        x = torch.randn(4, *prog.input.shape)  # type: ignore[misc]
+        assert torch.equal(runtime(x), generated(x))
