@@ -218,7 +218,9 @@ def _linear(x: Shape, a: Args) -> Shape:
 
 
 def _recurrent(x: Shape, a: Args) -> Shape:
-    hidden = a.num("hidden")
+    # bidirectional: both directions' hidden states side by side (2 x hidden features)
+    units, both = a.num("hidden"), a.options("bidirectional")
+    hidden = Interval(units.lo * (2 if all(both) else 1), units.hi * (2 if any(both) else 1))
     if a.flag("return_sequences"):
         return Shape("sequence", (x.dims[0], hidden))
     return Shape("vector", (hidden,))
@@ -256,6 +258,8 @@ _RECURRENT = (
     _opt("layers", "int", 1, lo=1, doc="stacked recurrent layers"),
     _opt("dropout", "float", 0.0, lo=0.0, hi=1.0, hi_open=True, doc="dropout between layers"),
     _opt("return_sequences", "bool", False, doc="output every step, not only the last"),
+    _opt("bidirectional", "bool", False,
+         doc="also run backwards over the steps; outputs 2 x hidden features"),
 )
 _POOL = (
     _opt("size", "int", 2, lo=1, doc="window size"),

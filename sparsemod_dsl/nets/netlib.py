@@ -308,23 +308,25 @@ class NetBuilder:
         self.add(name, module, self.kind, (*self.shape[:-1], units))
 
     def _recurrent(self, name: str, cell: str, hidden: int, layers: int, dropout: float,
-                   return_sequences: bool) -> None:
+                   return_sequences: bool, bidirectional: bool) -> None:
         steps, features = self.shape
-        module = Recurrent(cell, features, hidden, layers, dropout, return_sequences)
+        module = Recurrent(cell, features, hidden, layers, dropout, return_sequences,
+                           bidirectional)
+        width = 2 * hidden if bidirectional else hidden
         if return_sequences:
-            self.add(name, FloatIsland(module), "sequence", (steps, hidden))
+            self.add(name, FloatIsland(module), "sequence", (steps, width))
         else:
-            self.add(name, FloatIsland(module), "vector", (hidden,))
+            self.add(name, FloatIsland(module), "vector", (width,))
 
     def lstm(self, name: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-             return_sequences: bool = False) -> None:
-        """LSTM."""
-        self._recurrent(name, "lstm", hidden, layers, dropout, return_sequences)
+             return_sequences: bool = False, bidirectional: bool = False) -> None:
+        """LSTM (bidirectional: 2 x hidden features)."""
+        self._recurrent(name, "lstm", hidden, layers, dropout, return_sequences, bidirectional)
 
     def gru(self, name: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-            return_sequences: bool = False) -> None:
-        """GRU."""
-        self._recurrent(name, "gru", hidden, layers, dropout, return_sequences)
+            return_sequences: bool = False, bidirectional: bool = False) -> None:
+        """GRU (bidirectional: 2 x hidden features)."""
+        self._recurrent(name, "gru", hidden, layers, dropout, return_sequences, bidirectional)
 
     def to_sequence(self, name: str) -> None:
         """Image C x H x W -> sequence of H steps with C*W features."""

@@ -24,6 +24,8 @@ from sparsemod_dsl.nets import point
 from sparsemod_dsl.nets.builder import build
 from sparsemod_dsl.nets.codegen import builder_source
 from sparsemod_dsl.nets.cost import cost
+from sparsemod_dsl.nets.modules import Recurrent
+from sparsemod_dsl.nets.morph import inherit
 
 #: MLPerf Tiny AD: 640-128-128-128-128-8-128-128-128-128-640, batch norm folded.
 MLPERF_AD_PARAMS = 265_864
@@ -197,3 +199,107 @@ def test_generated_builders_build_the_runtime_networks(source: str, tmp_path: Pa
         runtime.eval(), generated.eval()
         x = torch.randn(4, *prog.input.shape)  # type: ignore[misc]
         assert torch.equal(runtime(x), generated(x))
+
+
+#: Bidirectional recurrent layers, stacked or not, searched or fixed.
+BIDIRECTIONAL = '''
+arch both_ways(input: sequence(12, 5), classes = 3)
+
+network {
+    choose first {
+        long: lstm(hidden = int[2..6], layers = int[1..2], bidirectional = true,
+                   return_sequences = true)
+        short: gru(hidden = int[2..6], bidirectional = choice[true, false],
+                   return_sequences = true)
+    }
+    last: gru(hidden = int[2..5], bidirectional = choice[true, false])
+    linear(classes)
+}
+'''
+
+
+def _recurrent_macs(net: torch.nn.Module, steps: int) -> int:
+    """MACs of torch's LSTM/GRU modules: per step, every gate's input and hidden products."""
+    total = 0
+    for module in net.modules():
+        if isinstance(module, (torch.nn.LSTM, torch.nn.GRU)):
+            total += steps * sum(p.numel() for n, p in module.named_parameters()
+                                 if n.startswith("weight"))
+    return total
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_bidirectional_layers_build_and_cost_what_torch_counts(seed: int) -> None:
+    prog = compile_source(BIDIRECTIONAL, "both_ways.arch")
+    for pt in [p for p in point.sample(prog, 4, seed) if point.validate(prog, p)]:
+        net = build(prog, pt)
+        out = net(torch.randn(2, 12, 5))
+        assert out.shape == (2, 3)
+        report = cost(prog, pt, quant="float32")
+        linear = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+        assert report.params == sum(p.numel() for p in net.parameters())
+        assert report.macs == _recurrent_macs(net, 12) + sum(
+            m.in_features * m.out_features for m in linear)
+
+
+def test_a_bidirectional_layer_outputs_both_final_states() -> None:
+    prog = compile_source(BIDIRECTIONAL, "both_ways.arch")
+    pt = point.complete(prog, {"first": "short", "gru.bidirectional": False,
+                               "last.bidirectional": True})
+    net = build(prog, pt)
+    last = [m for m in net.modules() if isinstance(m, Recurrent)][-1]
+    assert last.rnn.bidirectional and last.rnn.input_size == pt["gru.hidden"]
+    x = torch.randn(2, 12, last.rnn.input_size)
+    out, _ = last.rnn(x)
+    hidden = last.hidden
+    # forward: its state after the last step; backward: after the first (its own last)
+    assert torch.equal(last(x), torch.cat([out[:, -1, :hidden], out[:, 0, hidden:]], 1))
+    assert net(torch.randn(2, 12, 5)).shape == (2, 3)
+
+
+def test_bidirectional_weights_are_inherited_in_both_directions() -> None:
+    prog = compile_source(BIDIRECTIONAL, "both_ways.arch")
+    parent = point.complete(prog, {"first": "long", "lstm.hidden": 4, "lstm.layers": 1})
+    child = {**parent, "lstm.hidden": 6}
+    assert point.validate(prog, parent) and point.validate(prog, child)
+    old, new = build(prog, parent), build(prog, child)
+    assert inherit(new, old.state_dict()) > 0
+    for suffix in ("weight_ih_l0", "weight_ih_l0_reverse", "weight_hh_l0_reverse",
+                   "bias_ih_l0_reverse"):
+        key = next(k for k in new.state_dict() if k.endswith(f"rnn.{suffix}"))
+        mine, theirs = new.state_dict()[key], old.state_dict()[key]
+        columns = theirs.reshape(4, 4, -1).shape[-1]
+        assert torch.equal(mine.reshape(4, 6, -1)[:, :4, :columns], theirs.reshape(4, 4, -1))
+
+
+def test_bidirectional_networks_are_generated_as_built(tmp_path: Path) -> None:
+    test_generated_builders_build_the_runtime_networks(BIDIRECTIONAL, tmp_path)
+
+
+def test_export_refuses_a_bidirectional_layer_cleanly() -> None:
+    from sparsemod_dsl.nets.deploy.export import ExportError, export_int8
+
+    prog = compile_source(BIDIRECTIONAL, "both_ways.arch")
+    pt = next(p for p in point.sample(prog, 20, seed=2) if point.validate(prog, p))
+    with pytest.raises(ExportError, match="has no int8 .*--format onnx"):
+        export_int8(prog, pt, torch.nn.Identity(), "tflite", "net")
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_morphisms_of_bidirectional_spaces_stay_valid_and_inherit(seed: int) -> None:
+    import random
+
+    from sparsemod_dsl.nets.morph import mutate
+
+    prog = compile_source(BIDIRECTIONAL, "both_ways.arch")
+    rng = random.Random(seed)
+    parent = next(p for p in point.sample(prog, 20, seed) if point.validate(prog, p))
+    mutation = mutate(prog, point.active(prog, parent), rng)
+    if mutation is None:
+        return
+    assert point.validate(prog, mutation.point)
+    child = build(prog, mutation.point)
+    inherit(child, build(prog, parent).state_dict())
+    assert child(torch.randn(2, 12, 5)).shape == (2, 3)
