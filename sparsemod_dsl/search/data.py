@@ -235,8 +235,10 @@ def _builtin(spec: str, seed: int, options: Mapping[str, Any], collate: Collate 
 # --- user datasets -------------------------------------------------------------------------------
 
 
-def _first_sample(spec: str, name: str, dataset: Any, classes: int) -> torch.Tensor:
-    """The x of `dataset[0]`, after checking the dataset and that sample."""
+def _first_sample(spec: str, name: str, dataset: Any, classes: int
+                  ) -> tuple[torch.Tensor, bool]:
+    """The x of `dataset[0]`, after checking the dataset and that sample, and whether its
+    label is a regression target (a float vector of `classes` values)."""
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
         raise DataError(f"{spec}: the {name} set is a {type(dataset).__name__}, not a dataset "
                         "(it needs __len__ and __getitem__)")
@@ -255,15 +257,21 @@ def _first_sample(spec: str, name: str, dataset: Any, classes: int) -> torch.Ten
         x = _floats(x)
     except (TypeError, ValueError) as error:
         raise DataError(f"{spec}: the x of a {name} sample is not numeric ({error})") from None
-    if x.dim() not in (2, 3):
+    if x.dim() not in KINDS:
         raise DataError(f"{spec}: a {name} sample has shape {tuple(x.shape)}: expected "
-                        "(C, H, W) for an image or (T, F) for a sequence")
+                        "(C, H, W) for an image, (T, F) for a sequence or (N,) for a vector")
     value = np.asarray(label)
+    if value.ndim == 1 and np.issubdtype(value.dtype, np.floating):
+        if len(value) != classes:
+            raise DataError(f"{spec}: a {name} target has {len(value)} values, but classes is "
+                            f"{classes} (for regression, the length of the targets)")
+        return x, True
     if value.size != 1 or not np.issubdtype(value.dtype, np.integer):
-        raise DataError(f"{spec}: labels must be integers; a {name} label is {label!r}")
+        raise DataError(f"{spec}: labels must be integers (or float vectors, for regression); "
+                        f"a {name} label is {label!r}")
     if not 0 <= int(value) < classes:
         raise DataError(f"{spec}: a {name} label is {int(value)}, outside 0..{classes - 1}")
-    return x
+    return x, False
 
 
 def _user(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | None
@@ -274,18 +282,24 @@ def _user(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | N
                         f"not {type(result).__name__}"
                         + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
     train, val, test, classes = result
-    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2:
+    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
         raise DataError(f"{spec}: classes must be an integer of at least 2, not {classes!r}")
     classes = int(classes)
-    xs = [_first_sample(spec, name, dataset, classes)
-          for name, dataset in zip(("train", "val", "test"), (train, val, test))]
-    kind: Kind = "image" if xs[0].dim() == 3 else "sequence"
+    firsts = [_first_sample(spec, name, dataset, classes)
+              for name, dataset in zip(("train", "val", "test"), (train, val, test))]
+    xs, regression = [x for x, _ in firsts], firsts[0][1]
+    if any(r != regression for _, r in firsts):
+        raise DataError(f"{spec}: the splits mix integer labels and float target vectors")
+    if classes < 2 and not regression:
+        raise DataError(f"{spec}: classes must be an integer of at least 2, not {classes!r}")
+    kind = KINDS[xs[0].dim()]
     for name, x in zip(("val", "test"), xs[1:]):
         if x.dim() != xs[0].dim() or (kind == "image" and x.shape != xs[0].shape) or (
                 x.shape[-1] != xs[0].shape[-1]):
             raise DataError(f"{spec}: a {name} sample has shape {tuple(x.shape)}, "
                             f"a train sample {tuple(xs[0].shape)}")
-    return DataBundle(train, val, test, classes, kind, tuple(xs[0].shape), collate)
+    return DataBundle(train, val, test, classes, kind, tuple(xs[0].shape), collate,
+                      "mse" if regression else "cross_entropy")
 
 
 def load_dataset(spec: str, seed: int = 0, options: Mapping[str, Any] | None = None
@@ -363,7 +377,8 @@ def stack(batch: Sequence[tuple[Any, Any]]) -> Batch:
 
 
 class _UserCollate:
-    """A user collate, given `max_len` when it takes it, its output cast to (float32, int64)."""
+    """A user collate, given `max_len` when it takes it, its output cast to (float32, int64),
+    or (float32, float32) for float target vectors."""
 
     def __init__(self, collate: Collate, max_len: int | None) -> None:
         self.collate = collate
@@ -375,7 +390,10 @@ class _UserCollate:
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise DataError(f"the collate {name} must return (x, y), not {type(out).__name__}")
         try:
-            return _floats(out[0]), torch.as_tensor(np.asarray(out[1]), dtype=torch.int64)
+            y = np.asarray(out[1])
+            if y.ndim > 1 and np.issubdtype(y.dtype, np.floating):  # regression targets
+                return _floats(out[0]), _floats(y)
+            return _floats(out[0]), torch.as_tensor(y, dtype=torch.int64)
         except (TypeError, ValueError) as error:
             raise DataError(f"the collate {name} returned an x or y that is not an array "
                             f"of numbers ({error})") from None

@@ -15,7 +15,7 @@ import torch
 
 from sparsemod_dsl import compile_text
 from sparsemod_dsl.cli.deploy import _test_line
-from sparsemod_dsl.search.data import load_dataset, loader
+from sparsemod_dsl.search.data import DataError, load_dataset, loader
 from sparsemod_dsl.search.engine import Search, SearchError
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.export import export_trial
@@ -124,3 +124,38 @@ def test_a_vector_network_is_compiled_for_the_data_and_built() -> None:
     assert space.program.loss == "mse" and space.program.input.kind == "vector"
     net = space.build({"width": 16})
     assert net(torch.zeros(3, 32)).shape == (3, 32)
+
+
+USER_MODULE = '''
+import torch
+from torch.utils.data import TensorDataset
+
+
+def targets(n=40):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(n, 6, generator=g)
+    data = TensorDataset(x, torch.cat([x, x.sum(1, keepdim=True)], dim=1))
+    return data, data, data, 7
+
+
+def mixed():
+    floats = TensorDataset(torch.rand(8, 6), torch.rand(8, 7))
+    ints = TensorDataset(torch.rand(8, 6), torch.zeros(8, dtype=torch.int64))
+    return floats, ints, floats, 7
+'''
+
+
+def test_a_users_dataset_with_float_targets_is_a_regression_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "regdata.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = load_dataset("regdata:targets")
+    assert (data.kind, data.input_shape, data.classes, data.loss) == ("vector", (6,), 7, "mse")
+    x, y = next(iter(loader(data.train, 5, False)))
+    assert x.shape == (5, 6) and y.shape == (5, 7) and y.dtype == torch.float32
+    with pytest.raises(DataError, match="mix integer labels and float target vectors"):
+        load_dataset("regdata:mixed")
+    (tmp_path / "regdata3.py").write_text(USER_MODULE.replace("data, data, data, 7",
+                                                              "data, data, data, 3"))
+    with pytest.raises(DataError, match="a train target has 7 values, but classes is 3"):
+        load_dataset("regdata3:targets")
