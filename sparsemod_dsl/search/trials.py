@@ -82,7 +82,8 @@ def write_csv(trials: Iterable[Trial], path: Path | str, loss: str = "cross_entr
 
     Columns: the fixed ones of `CSV_COLUMNS`, then one per readable parameter
     (in order of first appearance); an inactive parameter's cell is empty. For an
-    `mse` network the error column is `error_mse`, the MSE in the targets' units.
+    `mse` network the error column is `error_mse`, the MSE in the targets' units (to 6
+    significant digits).
     """
     trials = sorted(trials, key=lambda t: t.id)
     params = list(dict.fromkeys(name for t in trials for name in t.params))
@@ -91,7 +92,9 @@ def write_csv(trials: Iterable[Trial], path: Path | str, loss: str = "cross_entr
     columns = [error_column(loss) if c == "error_pct" else c for c in CSV_COLUMNS]
     writer.writerow([*columns, *params])
     for t in trials:
-        row = [t.id, t.stage, t.status, t.reason, _scaled(t.error, error_scale(loss)),
+        error = (_scaled(t.error, error_scale(loss)) if loss == "cross_entropy" or t.error is None
+                 else float(f"{t.error:.6g}"))  # an MSE may be far below 1e-4
+        row = [t.id, t.stage, t.status, t.reason, error,
                _scaled(t.flash_bytes, 1 / 1024), _scaled(t.ram_bytes, 1 / 1024), t.macs,
                _scaled(t.latency_ms, 1), _scaled(t.train_seconds, 1),
                _scaled(t.sparsity, 100), t.parent]
