@@ -8,6 +8,7 @@ the report show it as an MSE in the data's units, not as a per cent.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,15 @@ def test_a_users_dataset_with_float_targets_is_a_regression_set(
                                                               "data, data, data, 3"))
     with pytest.raises(DataError, match="a train target has 7 values, but classes is 3"):
         load_dataset("regdata3:targets")
+
+
+def test_the_frames_example_compiles_for_its_data(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "frames", folder)
+    experiment = folder / "experiment.toml"
+    experiment.write_text(experiment.read_text().replace(
+        'results = "../../results/frames"', 'results = "results"'))
+    engine = Search(load_experiment(experiment), fast=True)
+    program = engine.program
+    assert (program.loss, program.input.shape, program.classes) == ("mse", (64,), 64)
+    assert engine.data.loss == "mse" and len(engine.data.train) == 720
