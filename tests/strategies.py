@@ -216,7 +216,7 @@ def _arch_params() -> st.SearchStrategy[s.ArchParam]:
         ),
         names,
         st.none() | kinded,
-        st.none() | st.integers(0, 1000),
+        st.none() | st.integers(0, 1000) | names,  # `classes = 10`, `loss = mse`
     )
 
 
