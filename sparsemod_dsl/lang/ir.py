@@ -211,8 +211,9 @@ BUILTINS = {"classes": "the number of classes", "in_channels": "channels of the 
             "outputs": "the size of the output vector (the classes of a classifier)"}
 #: Built-in names that stand for another: `outputs` is `classes` under its general name.
 BUILTIN_ALIASES = {"outputs": "classes"}
-#: The losses a header may declare, and the output each needs.
-LOSSES = {"cross_entropy": "classes", "mse": "output"}
+#: The losses a header may declare, and the heads they train.
+LOSSES = {"cross_entropy": "a classifier (`classes`)",
+          "mse": "regression or reconstruction (`output: vector(N)`)"}
 
 
 # --- network nodes ----------------------------------------------------------------------------

@@ -77,7 +77,8 @@ class FileChecks:
             self.diags.error(param.span, "an output vector's shape is (N), N at least 1")
 
     def check_loss(self, param: s.ArchParam, header: s.ArchHeader) -> None:
-        """`loss = mse` (needs an `output`) or `loss = cross_entropy` (a classifier's)."""
+        """`loss = mse` (needs an `output`) or `loss = cross_entropy` (a classifier's, with
+        or without `classes`)."""
         if param.kind is not None or param.shape is not None or not isinstance(param.value, str):
             self.diags.error(param.span, "write `loss = mse` or `loss = cross_entropy`")
             return
@@ -88,10 +89,12 @@ class FileChecks:
                 + " (the losses are mse and cross_entropy)",
             )
             return
-        needs = ir.LOSSES[param.value]
-        if not any(p.name == needs for p in header.params):
-            head = "`output: vector(N)`" if needs == "output" else "`classes`"
-            self.diags.error(param.span, f"`loss = {param.value}` needs {head} in the header")
+        regression = any(p.name == "output" for p in header.params)
+        if param.value == "mse" and not regression:
+            self.diags.error(param.span, "`loss = mse` needs `output: vector(N)` in the header")
+        elif param.value == "cross_entropy" and regression:
+            self.diags.error(param.span, "`loss = cross_entropy` is a classifier's: it goes with "
+                             "`classes`, not with `output`")
 
     def check_input(self, param: s.ArchParam) -> None:
         if param.kind not in INPUT_KINDS or param.value is not None:
