@@ -219,15 +219,16 @@ def bodies() -> st.SearchStrategy[s.Body]:
 
 
 def _arch_params() -> st.SearchStrategy[s.ArchParam]:
-    """Header parameters; shape sizes may be names, values numbers or domains (`res`)."""
+    """Header parameters; shape sizes may be names, values numbers (`classes = 10`), names
+    (`loss = mse`) or domains (`res`)."""
     shape = st.lists(st.integers(1, 256) | names, min_size=1, max_size=3).map(tuple)
     kinded = st.tuples(names, st.none() | shape)
-    value = st.none() | st.integers(0, 1000) | domains()
+    value = st.none() | st.integers(0, 1000) | names | domains()
     return st.builds(
         lambda name, kind, value: s.ArchParam(
             name, None if kind is None else kind[0], None if kind is None else kind[1],
-            value if isinstance(value, int) else None,
-            None if isinstance(value, int) else value,
+            value if isinstance(value, (int, str)) else None,
+            None if value is None or isinstance(value, (int, str)) else value,
         ),
         names,
         st.none() | kinded,

@@ -229,7 +229,7 @@ def test_hostile_input_is_a_clean_error(
 @pytest.mark.parametrize(
     "argv",
     [
-        ["check", "x.arch", "--input", "8"],
+        ["check", "x.arch", "--input", "8x"],
         ["check", "x.arch", "--input", "axbxc"],
         ["check", "x.arch", "--input", "1x0x8"],
         ["check", "x.arch", "--input", "1x8x8x8"],

@@ -27,11 +27,12 @@ class Command:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """`1x8x8` -> (1, 8, 8); `50x40` -> (50, 40)."""
+    """`1x8x8` -> (1, 8, 8); `50x40` -> (50, 40); `640` -> (640,)."""
     parts = text.lower().split("x")
-    if len(parts) not in (2, 3) or not all(p.isdigit() and 0 < int(p) <= 100_000 for p in parts):
+    if len(parts) > 3 or not all(p.isdigit() and 0 < int(p) <= 100_000 for p in parts):
         raise argparse.ArgumentTypeError(
-            f"'{text}' is not a shape: write CxHxW for images (1x8x8) or TxF for sequences (50x40)"
+            f"'{text}' is not a shape: write CxHxW for images (1x8x8), TxF for sequences "
+            "(50x40) or N for vectors (640)"
         )
     return tuple(int(p) for p in parts)
 
@@ -77,10 +78,11 @@ class Parser(argparse.ArgumentParser):
 def add_shape_options(parser: argparse.ArgumentParser) -> None:
     """--input and --classes: override the arch header's input shape and number of classes."""
     parser.add_argument("--input", type=parse_shape, metavar="SHAPE",
-                        help="input shape, CxHxW for images or TxF for sequences "
+                        help="input shape, CxHxW for images, TxF for sequences or N for vectors "
                         "(default: the arch header's)")
     parser.add_argument("--classes", type=parse_classes, metavar="N",
-                        help="number of classes (default: the arch header's)")
+                        help="number of classes, or outputs of an `output: vector` head "
+                        "(default: the arch header's)")
 
 
 def add_space_arguments(parser: argparse.ArgumentParser) -> None:

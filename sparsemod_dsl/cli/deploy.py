@@ -24,6 +24,7 @@ from .trained import check_activations, load_calibration, load_weights
 
 if TYPE_CHECKING:
     from ..nets.deploy.export import Exported
+    from ..search.export import TrialExport
 
 FORMATS = ("tflite", "c", "onnx", "onnx-int8")
 #: What --name may be: it names files in the output folder, so no folder part.
@@ -128,12 +129,24 @@ def _export(args: argparse.Namespace) -> int:
             "modelled: install sparsemod-dsl[deploy] to measure it")
         print(f"  arena: {exported.arena_bytes:,} bytes ({how})")
     if result is not None and result.torch_error is not None:
-        line = f"  test accuracy: {result.reference} {100 * (1 - result.torch_error):.1f}%"
-        if result.runtime_error is not None:
-            line += (f", {result.runtime} {100 * (1 - result.runtime_error):.1f}% "
-                     f"({result.examples} test examples)")
-        print(line)
+        print(_test_line(result))
     return EXIT_OK if exported.files else EXIT_ERRORS
+
+
+def _test_line(result: TrialExport) -> str:
+    """The test accuracy (a classifier) or MSE (a regression network) of torch's model
+    and of the runtime's."""
+    mse = result.loss == "mse"
+
+    def shown(error: float) -> str:
+        return f"{error:.4g}" if mse else f"{100 * (1 - error):.1f}%"
+
+    line = (f"  test {'MSE' if mse else 'accuracy'}: {result.reference} "
+            f"{shown(result.torch_error or 0.0)}")
+    if result.runtime_error is not None:
+        line += (f", {result.runtime} {shown(result.runtime_error)} "
+                 f"({result.examples} test examples)")
+    return line
 
 
 EXPORT = Command(

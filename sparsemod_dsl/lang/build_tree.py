@@ -11,7 +11,7 @@ the node-by-node building.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from lark import Token, Transformer_NonRecursive, v_args
 
@@ -34,6 +34,13 @@ def token_span(token: Token, file: str) -> s.Span:
         token.end_line or token.line or 1,
         token.end_column or (token.column or 1) + 1,
     )
+
+
+def _header_value(token: Token | None, integer: Callable[[Token], int]) -> int | str | None:
+    """A header parameter's value: a number (`classes = 10`) or a name (`loss = mse`)."""
+    if token is None:
+        return None
+    return str(token) if token.type == "NAME" else integer(token)
 
 
 class _Modifier:
@@ -99,7 +106,7 @@ class TreeBuilder(Transformer_NonRecursive):
             str(name),
             None if kind is None else str(kind),
             shape,
-            None if value is None or domain is not None else self.integer(value),
+            None if domain is not None else _header_value(value, self.integer),
             domain,
             span=self.span(meta),
         )

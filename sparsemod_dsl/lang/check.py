@@ -147,20 +147,22 @@ def _check_shapes(
     if out is None or inference.issues or not program.network:
         return
     last = _last_span(program)
+    name = "classes" if program.loss == "cross_entropy" else "outputs"
     if out.kind != "vector":
         diags.error(
             last,
-            f"the network must end in a vector of `classes` features, but it ends in {out} "
-            "(end with e.g. `global_avg_pool linear(classes)`)",
+            f"the network must end in a vector of `{name}` features, but it ends in {out} "
+            f"(end with e.g. `global_avg_pool linear({name})`)",
         )
         return
     features = out.dims[0]
     classes = program.classes
     if classes is not None and features.exact and features.lo != classes:
+        wanted = f"{classes} classes" if name == "classes" else f"{classes} outputs"
         diags.error(
             last,
-            f"the network ends with {features} features, not the {classes} classes "
-            "(end with `linear(classes)`)",
+            f"the network ends with {features} features, not the {wanted} "
+            f"(end with `linear({name})`)",
         )
 
 

@@ -17,7 +17,7 @@ from .parser import parse
 #: Longest line the formatter creates by joining layers or inlining alternatives.
 MAX_LINE = 88
 #: Argument-less layers that join the previous layer's line: `conv2d(8, 3) batchnorm relu`.
-JOINABLE = frozenset({"batchnorm", "relu", "relu6"})
+JOINABLE = frozenset({"batchnorm", "relu", "relu6", "softmax"})
 
 _INDENT = "    "
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2}

@@ -223,7 +223,13 @@ ArgExpr = Union[Expr, Pair]
 
 FUNCTIONS = {"min": min, "max": max}
 
-BUILTINS = {"classes": "the number of classes", "in_channels": "channels of the layer's input"}
+BUILTINS = {"classes": "the number of classes", "in_channels": "channels of the layer's input",
+            "outputs": "the size of the output vector (the classes of a classifier)"}
+#: Built-in names that stand for another: `outputs` is `classes` under its general name.
+BUILTIN_ALIASES = {"outputs": "classes"}
+#: The losses a header may declare, and the heads they train.
+LOSSES = {"cross_entropy": "a classifier (`classes`)",
+          "mse": "regression or reconstruction (`output: vector(N)`)"}
 
 
 # --- network nodes ----------------------------------------------------------------------------
@@ -373,6 +379,9 @@ class Program:
     doc: str = ""
     blocks: tuple[str, ...] = ()
     file: str = field(default="<string>", compare=False)
+    #: What training minimises: "cross_entropy" (a classifier, `classes` outputs) or
+    #: "mse" (regression or reconstruction: `output: vector(n)`, `classes` is then n).
+    loss: str = "cross_entropy"
 
     @property
     def searchable(self) -> tuple[Parameter, ...]:

@@ -247,7 +247,9 @@ def _linear(x: Shape, a: Args) -> Shape:
 
 
 def _recurrent(x: Shape, a: Args) -> Shape:
-    hidden = a.num("hidden")
+    # bidirectional: both directions' hidden states side by side (2 x hidden features)
+    units, both = a.num("hidden"), a.options("bidirectional")
+    hidden = Interval(units.lo * (2 if all(both) else 1), units.hi * (2 if any(both) else 1))
     if a.flag("return_sequences"):
         return Shape("sequence", (x.dims[0], hidden))
     return Shape("vector", (hidden,))
@@ -295,6 +297,8 @@ _RECURRENT = (
     _opt("layers", "int", 1, lo=1, doc="stacked recurrent layers"),
     _opt("dropout", "float", 0.0, lo=0.0, hi=1.0, hi_open=True, doc="dropout between layers"),
     _opt("return_sequences", "bool", False, doc="output every step, not only the last"),
+    _opt("bidirectional", "bool", False,
+         doc="also run backwards over the steps; outputs 2 x hidden features"),
 )
 _POOL = (
     _opt("size", "int", 2, lo=1, pair=True, doc="window size: n, or (height, width) on images"),
@@ -332,6 +336,8 @@ LAYERS: dict[str, LayerSpec] = {
         LayerSpec("batchnorm", (), _ALL, _same, "batch normalisation"),
         LayerSpec("relu", (), _ALL, _same, "ReLU"),
         LayerSpec("relu6", (), _ALL, _same, "ReLU clipped at 6"),
+        LayerSpec("softmax", (), _ALL, _same,
+                  "softmax over the features (an image's channels): they sum to 1"),
         LayerSpec("dropout", (_P,), _ALL, _same, "dropout (training only)"),
         LayerSpec("flatten", (), _ALL, _flatten, "flatten to a vector"),
         LayerSpec("linear", (_arg("units", "int", lo=1, doc="output features"), _BIAS), _ALL

@@ -282,7 +282,8 @@ Statement = Union[
 
 @dataclass(frozen=True, slots=True)
 class ArchParam(Node):
-    """One parameter of the `arch` header: `input: image(1, 8, 8)` or `classes = 10`.
+    """One parameter of the `arch` header: `input: image(1, 8, 8)`, `classes = 10`,
+    `output: vector(640)` or `loss = mse` (a name as the value).
 
     A shape's size may be a name (`image(3, res, res)`): a header parameter declared
     with a domain (`res = choice[48, 64] ordered`, held in `domain`) that is searched.
@@ -291,7 +292,7 @@ class ArchParam(Node):
     name: str
     kind: str | None = None
     shape: tuple[int | str, ...] | None = None
-    value: int | None = None
+    value: int | str | None = None
     domain: IntRange | FloatRange | Choice | None = None
 
 

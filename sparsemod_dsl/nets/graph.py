@@ -273,6 +273,8 @@ class _Builder:
             pass
         elif op in ("relu", "relu6"):
             self.activation(name, op.upper())
+        elif op == "softmax":
+            self.emit("SOFTMAX", name, out)
         elif op in ("conv2d", "conv1d"):
             self.pad(name, args, seq)
             channels, groups, filters = self.shape[-1], int(args["groups"]), int(args["filters"])
@@ -423,20 +425,23 @@ class _Builder:
 
     def recurrent(self, position: int, name: str, op: str, out: tuple[int, ...],
                   args: Args) -> None:
-        """One operator per stacked LSTM/GRU layer (priced; no TFLite Micro kernel)."""
+        """One operator per stacked LSTM/GRU layer (priced; no TFLite Micro kernel); a
+        bidirectional layer holds both directions' weights and states."""
         gates = 4 if op == "lstm" else 3
         hidden, layers = int(args["hidden"]), int(args["layers"])  # type: ignore[arg-type]
+        both = 2 if args.get("bidirectional") else 1
+        code = "UNIDIRECTIONAL_SEQUENCE_LSTM" if op == "lstm" else "GRU"
         steps = self.shape[-2]
         for index in range(layers):
             features = self.shape[-1]
             last = index == layers - 1
-            weights = gates * hidden * (features + hidden)
-            self.emit("UNIDIRECTIONAL_SEQUENCE_LSTM" if op == "lstm" else "GRU",
+            weights = both * gates * hidden * (features + hidden)
+            self.emit(code if both == 1 else f"BIDIRECTIONAL_SEQUENCE_{op.upper()}",
                       name if last else f"{name}.layer{index + 1}",
-                      out if last else (1, 1, steps, hidden), layer=position,
-                      part=f"rnn.{index}", weights=(gates * hidden, features + hidden),
-                      bias=2 * gates * hidden, macs=steps * weights, mac_class="recurrent",
-                      state=(2 if op == "lstm" else 1) * hidden)
+                      out if last else (1, 1, steps, both * hidden), layer=position,
+                      part=f"rnn.{index}", weights=(both * gates * hidden, features + hidden),
+                      bias=both * 2 * gates * hidden, macs=steps * weights,
+                      mac_class="recurrent", state=both * (2 if op == "lstm" else 1) * hidden)
 
     def next_is_linear(self, index: int) -> bool:
         """Whether the layer after `index` that can reorder features is a linear layer."""

@@ -225,6 +225,21 @@ class Int8Add(nn.Module):
         raise RuntimeError("use Int8Add.add(a, b)")
 
 
+class Int8Softmax(nn.Module):
+    """Softmax of a quantised tensor with the output TFLite requires of an int8 SOFTMAX:
+    scale 1/256, zero point -128 (0 in torch's quint8), whatever calibration saw."""
+
+    SCALE = 1 / 256
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probabilities = torch.softmax(x.dequantize(), dim=self.dim)
+        return torch.quantize_per_tensor(probabilities, self.SCALE, 0, torch.quint8)
+
+
 def _sides(size: object) -> tuple[int, int]:
     """(height, width) of a 2-D window: one number for both, or a pair."""
     return (size, size) if isinstance(size, int) else tuple(size)  # type: ignore[arg-type,return-value]

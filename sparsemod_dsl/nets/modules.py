@@ -64,19 +64,29 @@ class SeqBatchNorm(nn.Module):
 
 
 class Recurrent(nn.Module):
-    """LSTM or GRU on (N, T, F); outputs every step or only the last one."""
+    """LSTM or GRU on (N, T, F); outputs every step or only the last one.
+
+    Bidirectional, every step holds the forward and the backward hidden state side by
+    side; the last output is the forward state after the last step and the backward
+    state after the first (each direction's final state, as Keras' `Bidirectional`).
+    """
 
     def __init__(self, cell: str, features: int, hidden: int, layers: int, dropout: float,
-                 return_sequences: bool) -> None:
+                 return_sequences: bool, bidirectional: bool = False) -> None:
         super().__init__()
         kind = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = kind(features, hidden, layers, batch_first=True,
-                        dropout=dropout if layers > 1 else 0.0)
+                        dropout=dropout if layers > 1 else 0.0, bidirectional=bidirectional)
         self.return_sequences = return_sequences
+        self.hidden = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
-        return out if self.return_sequences else out[:, -1, :]
+        if self.return_sequences:
+            return out
+        if self.rnn.bidirectional:
+            return torch.cat([out[:, -1, :self.hidden], out[:, 0, self.hidden:]], dim=1)
+        return out[:, -1, :]
 
 
 class ToSequence(nn.Module):
@@ -92,6 +102,17 @@ class ToImage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.unsqueeze(1)
+
+
+class Softmax(nn.Module):
+    """Softmax over the features: dimension 1 of an image (its channels), else the last."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, dim=self.dim)
 
 
 class FloatIsland(nn.Module):

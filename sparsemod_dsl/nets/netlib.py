@@ -29,6 +29,7 @@ from .modules import (
     SeqConv1d,
     SeqMean,
     SeqPool,
+    Softmax,
     ToImage,
     ToSequence,
 )
@@ -352,6 +353,12 @@ class NetBuilder:
         """ReLU clipped at 6."""
         self.add(name, nn.ReLU6(), self.kind, self.shape)
 
+    def softmax(self, name: str) -> None:
+        """Softmax over the features (an image's channels); in float when quantised, until
+        `quantize` gives it TFLite's fixed int8 output."""
+        dim = 1 if self.kind == "image" else -1
+        self.add(name, FloatIsland(Softmax(dim)), self.kind, self.shape)
+
     def dropout(self, name: str, p: float = 0.5) -> None:
         """Dropout."""
         self.add(name, nn.Dropout(p), self.kind, self.shape)
@@ -369,23 +376,25 @@ class NetBuilder:
         self.add(name, module, self.kind, (*self.shape[:-1], units))
 
     def _recurrent(self, name: str, cell: str, hidden: int, layers: int, dropout: float,
-                   return_sequences: bool) -> None:
+                   return_sequences: bool, bidirectional: bool) -> None:
         steps, features = self.shape
-        module = Recurrent(cell, features, hidden, layers, dropout, return_sequences)
+        module = Recurrent(cell, features, hidden, layers, dropout, return_sequences,
+                           bidirectional)
+        width = 2 * hidden if bidirectional else hidden
         if return_sequences:
-            self.add(name, FloatIsland(module), "sequence", (steps, hidden))
+            self.add(name, FloatIsland(module), "sequence", (steps, width))
         else:
-            self.add(name, FloatIsland(module), "vector", (hidden,))
+            self.add(name, FloatIsland(module), "vector", (width,))
 
     def lstm(self, name: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-             return_sequences: bool = False) -> None:
-        """LSTM."""
-        self._recurrent(name, "lstm", hidden, layers, dropout, return_sequences)
+             return_sequences: bool = False, bidirectional: bool = False) -> None:
+        """LSTM (bidirectional: 2 x hidden features)."""
+        self._recurrent(name, "lstm", hidden, layers, dropout, return_sequences, bidirectional)
 
     def gru(self, name: str, hidden: int, layers: int = 1, dropout: float = 0.0,
-            return_sequences: bool = False) -> None:
-        """GRU."""
-        self._recurrent(name, "gru", hidden, layers, dropout, return_sequences)
+            return_sequences: bool = False, bidirectional: bool = False) -> None:
+        """GRU (bidirectional: 2 x hidden features)."""
+        self._recurrent(name, "gru", hidden, layers, dropout, return_sequences, bidirectional)
 
     def to_sequence(self, name: str) -> None:
         """Image C x H x W -> sequence of H steps with C*W features."""

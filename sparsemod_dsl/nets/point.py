@@ -199,7 +199,8 @@ def validate(program: ir.Program, point: Mapping[str, object]) -> Validation:
     if out.kind != "vector" or (
         program.classes is not None and int(out.dims[0].lo) != program.classes
     ):
-        return _invalid(f"the network ends in {out}, not a vector of {program.classes} classes")
+        wanted = "classes" if program.loss == "cross_entropy" else "outputs"
+        return _invalid(f"the network ends in {out}, not a vector of {program.classes} {wanted}")
     return Validation(True, output=out, shapes=tuple(inference.shapes))
 
 

@@ -29,8 +29,15 @@ from torch.ao.quantization import (
     quantize_dynamic,
 )
 
-from .int8_kernels import Int8Add, Int8AvgPool, Int8BatchNorm, Int8Conv, Int8Linear
-from .modules import FloatIsland, SeqBatchNorm
+from .int8_kernels import (
+    Int8Add,
+    Int8AvgPool,
+    Int8BatchNorm,
+    Int8Conv,
+    Int8Linear,
+    Int8Softmax,
+)
+from .modules import FloatIsland, SeqBatchNorm, Softmax
 from .network import SparsemodNet
 
 #: The quantised engine: x86 (fbgemm) on PCs; qnnpack mirrors ARM MCU kernels best
@@ -93,8 +100,8 @@ _TFLITE_KERNELS: dict[type, tuple[type, bool]] = {
 
 
 def _tflite_arithmetic(net: SparsemodNet) -> None:
-    """Swap the converted convolutions, linear layers, residual adds and average pools
-    for the `int8_kernels` modules that compute them as TFLite Micro does."""
+    """Swap the converted convolutions, linear layers, residual adds, average pools and
+    softmaxes for the `int8_kernels` modules that compute them as TFLite Micro does."""
     for key, add in net.adds.items():
         net.adds[key] = Int8Add(add.scale, add.zero_point)
     for key, layer in net.layers.items():
@@ -104,6 +111,8 @@ def _tflite_arithmetic(net: SparsemodNet) -> None:
                                             isinstance(layer, nniq.BNReLU2d))
         elif norm is not None:
             net.layers[key] = Int8BatchNorm(norm, layer.quant.scale, layer.quant.zero_point, -1)
+        elif isinstance(layer, FloatIsland) and isinstance(layer.inner, Softmax):
+            net.layers[key] = Int8Softmax(layer.inner.dim)
     islands = [m for m in net.modules() if isinstance(m, FloatIsland)]
     in_float = {id(m) for island in islands for m in island.inner.modules()}
     for module in list(net.modules()):

@@ -7,8 +7,11 @@ and shape) for a built-in set or a user's `module:function`:
   with scikit-learn, no download) as (1, 8, 8) float32 images in [0, 1];
 - `sequences`: a synthetic 4-class set of noisy multichannel waves (made here,
   reproducible), 1200 sequences of 100 steps x 8 features;
+- `frames`: a synthetic reconstruction set (`frames.py`): 1200 vectors of 64 features,
+  each its own target (an autoencoder's task, trained with mse);
 - `package.module:function`: returns `(train, val, test, classes)` torch datasets whose
-  samples are `(x, label)`; a 3-D x is an image (C, H, W), a 2-D x a sequence (T, F).
+  samples are `(x, label)`; a 3-D x is an image (C, H, W), a 2-D x a sequence (T, F),
+  a 1-D x a vector (N). For regression, labels are float vectors of `classes` values.
 
 Built-in sets are split 60/20/20, stratified by class, with the seed. `loader` batches a
 dataset as (x float32, y int64), cutting sequences into chunks of `max_len` steps (the
@@ -28,8 +31,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..errors import SparsemodError
+from .frames import frames
 
-Kind = Literal["image", "sequence"]
+Kind = Literal["image", "sequence", "vector"]
+#: The kind of input a sample's x is, by its number of dimensions.
+KINDS: dict[int, Kind] = {3: "image", 2: "sequence", 1: "vector"}
 Batch = tuple[torch.Tensor, torch.Tensor]
 Collate = Callable[..., Any]
 
@@ -54,11 +60,13 @@ class DataBundle:
 
     Attributes:
         train, val, test: datasets of `(x, label)` samples.
-        classes: the number of classes (labels are 0 .. classes - 1).
-        kind: `image` or `sequence`.
+        classes: the size of a network's output: the number of classes (labels are
+            0 .. classes - 1), or for regression the length of the target vectors.
+        kind: `image`, `sequence` or `vector`.
         input_shape: (C, H, W) for images, (T, F) for sequences (T: the steps of the
-            first sample, before any `max_len` splitting).
+            first sample, before any `max_len` splitting), (N,) for vectors.
         collate: a user function that makes batches, or None for stacking.
+        loss: `cross_entropy` (integer labels) or `mse` (float target vectors).
     """
 
     train: Dataset[Any]
@@ -68,6 +76,7 @@ class DataBundle:
     kind: Kind
     input_shape: tuple[int, ...]
     collate: Collate | None = None
+    loss: str = "cross_entropy"
 
 
 # --- references to user code -----------------------------------------------------------------
@@ -189,6 +198,7 @@ def _sequences(samples: int = 1200, steps: int = 100,
 BUILTIN: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "digits": _digits,
     "sequences": _sequences,
+    "frames": frames,
 }
 
 
@@ -210,21 +220,25 @@ def stratified_split(labels: Sequence[int], seed: int) -> tuple[np.ndarray, np.n
 def _builtin(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | None
              ) -> DataBundle:
     x, y = _call(BUILTIN[spec], spec, seed, options)
-    splits = stratified_split(y.tolist(), seed)
+    regression = y.is_floating_point()
+    splits = stratified_split([0] * len(y) if regression else y.tolist(), seed)
     for name, idx in zip(("train", "validation", "test"), splits):
         if len(idx) == 0:
             raise DataError(f"{spec}: {len(y)} samples leave the {name} split empty: every "
                             "class needs at least 4 samples")
     train, val, test = (TensorDataset(x[idx], y[idx]) for idx in splits)
-    kind: Kind = "image" if x.dim() == 4 else "sequence"
-    return DataBundle(train, val, test, int(y.max()) + 1, kind, tuple(x.shape[1:]), collate)
+    outputs = y.shape[1] if regression else int(y.max()) + 1
+    return DataBundle(train, val, test, outputs, KINDS[x.dim() - 1], tuple(x.shape[1:]),
+                      collate, "mse" if regression else "cross_entropy")
 
 
 # --- user datasets -------------------------------------------------------------------------------
 
 
-def _first_sample(spec: str, name: str, dataset: Any, classes: int) -> torch.Tensor:
-    """The x of `dataset[0]`, after checking the dataset and that sample."""
+def _first_sample(spec: str, name: str, dataset: Any, classes: int
+                  ) -> tuple[torch.Tensor, bool]:
+    """The x of `dataset[0]`, after checking the dataset and that sample, and whether its
+    label is a regression target (a float vector of `classes` values)."""
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
         raise DataError(f"{spec}: the {name} set is a {type(dataset).__name__}, not a dataset "
                         "(it needs __len__ and __getitem__)")
@@ -243,15 +257,21 @@ def _first_sample(spec: str, name: str, dataset: Any, classes: int) -> torch.Ten
         x = _floats(x)
     except (TypeError, ValueError) as error:
         raise DataError(f"{spec}: the x of a {name} sample is not numeric ({error})") from None
-    if x.dim() not in (2, 3):
+    if x.dim() not in KINDS:
         raise DataError(f"{spec}: a {name} sample has shape {tuple(x.shape)}: expected "
-                        "(C, H, W) for an image or (T, F) for a sequence")
+                        "(C, H, W) for an image, (T, F) for a sequence or (N,) for a vector")
     value = np.asarray(label)
+    if value.ndim == 1 and np.issubdtype(value.dtype, np.floating):
+        if len(value) != classes:
+            raise DataError(f"{spec}: a {name} target has {len(value)} values, but classes is "
+                            f"{classes} (for regression, the length of the targets)")
+        return x, True
     if value.size != 1 or not np.issubdtype(value.dtype, np.integer):
-        raise DataError(f"{spec}: labels must be integers; a {name} label is {label!r}")
+        raise DataError(f"{spec}: labels must be integers (or float vectors, for regression); "
+                        f"a {name} label is {label!r}")
     if not 0 <= int(value) < classes:
         raise DataError(f"{spec}: a {name} label is {int(value)}, outside 0..{classes - 1}")
-    return x
+    return x, False
 
 
 def _user(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | None
@@ -262,18 +282,24 @@ def _user(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | N
                         f"not {type(result).__name__}"
                         + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
     train, val, test, classes = result
-    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2:
+    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
         raise DataError(f"{spec}: classes must be an integer of at least 2, not {classes!r}")
     classes = int(classes)
-    xs = [_first_sample(spec, name, dataset, classes)
-          for name, dataset in zip(("train", "val", "test"), (train, val, test))]
-    kind: Kind = "image" if xs[0].dim() == 3 else "sequence"
+    firsts = [_first_sample(spec, name, dataset, classes)
+              for name, dataset in zip(("train", "val", "test"), (train, val, test))]
+    xs, regression = [x for x, _ in firsts], firsts[0][1]
+    if any(r != regression for _, r in firsts):
+        raise DataError(f"{spec}: the splits mix integer labels and float target vectors")
+    if classes < 2 and not regression:
+        raise DataError(f"{spec}: classes must be an integer of at least 2, not {classes!r}")
+    kind = KINDS[xs[0].dim()]
     for name, x in zip(("val", "test"), xs[1:]):
         if x.dim() != xs[0].dim() or (kind == "image" and x.shape != xs[0].shape) or (
                 x.shape[-1] != xs[0].shape[-1]):
             raise DataError(f"{spec}: a {name} sample has shape {tuple(x.shape)}, "
                             f"a train sample {tuple(xs[0].shape)}")
-    return DataBundle(train, val, test, classes, kind, tuple(xs[0].shape), collate)
+    return DataBundle(train, val, test, classes, kind, tuple(xs[0].shape), collate,
+                      "mse" if regression else "cross_entropy")
 
 
 def load_dataset(spec: str, seed: int = 0, options: Mapping[str, Any] | None = None
@@ -338,17 +364,21 @@ class SequenceChunks(Dataset[tuple[torch.Tensor, Any]]):
 
 
 def stack(batch: Sequence[tuple[Any, Any]]) -> Batch:
-    """The default collate: samples stacked into (x float32, y int64)."""
+    """The default collate: samples stacked into (x float32, y int64), or y float32 when
+    the labels are vectors (regression targets)."""
     xs = [_floats(x) for x, _ in batch]
     if any(x.shape != xs[0].shape for x in xs):
         shapes = sorted({tuple(x.shape) for x in xs})
         raise DataError(f"samples of different shapes {shapes} cannot be stacked into a batch: "
                         "set train.max_len to cut sequences into chunks, or pass a collate")
+    if np.ndim(batch[0][1]) > 0:
+        return torch.stack(xs), torch.stack([_floats(y) for _, y in batch])
     return torch.stack(xs), torch.tensor([int(y) for _, y in batch], dtype=torch.int64)
 
 
 class _UserCollate:
-    """A user collate, given `max_len` when it takes it, its output cast to (float32, int64)."""
+    """A user collate, given `max_len` when it takes it, its output cast to (float32, int64),
+    or (float32, float32) for float target vectors."""
 
     def __init__(self, collate: Collate, max_len: int | None) -> None:
         self.collate = collate
@@ -360,7 +390,10 @@ class _UserCollate:
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise DataError(f"the collate {name} must return (x, y), not {type(out).__name__}")
         try:
-            return _floats(out[0]), torch.as_tensor(np.asarray(out[1]), dtype=torch.int64)
+            y = np.asarray(out[1])
+            if y.ndim > 1 and np.issubdtype(y.dtype, np.floating):  # regression targets
+                return _floats(out[0]), _floats(y)
+            return _floats(out[0]), torch.as_tensor(y, dtype=torch.int64)
         except (TypeError, ValueError) as error:
             raise DataError(f"the collate {name} returned an x or y that is not an array "
                             f"of numbers ({error})") from None

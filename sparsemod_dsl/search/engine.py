@@ -134,6 +134,7 @@ class Search:
         self.program = self.space.program
         self.resizer = Resizer(self.data)
         self._check_splitter()
+        self._check_loss()
         self.arch_source = experiment.arch.read_text(encoding="utf-8")
         self.target = self._target()
         custom = experiment.training.trainer
@@ -177,6 +178,18 @@ class Search:
         if declared and self.data.kind != "sequence":
             raise SearchError(f"{self.config.path}: data.splitter needs sequence data")
 
+    def _check_loss(self) -> None:
+        """The network's declared loss is the data's: labels for `classes`, target
+        vectors for `output: vector(N)` with `loss = mse`."""
+        if self.program.loss != self.data.loss:
+            wants = {"mse": "float target vectors (regression)",
+                     "cross_entropy": "integer class labels"}
+            raise SearchError(
+                f"{self.config.path}: {self.config.arch.name} declares loss "
+                f"{self.program.loss}, which needs {wants[self.program.loss]}, but "
+                f"{self.config.data.dataset} has {wants[self.data.loss]}"
+            )
+
     def _target(self) -> Target | None:
         settings = self.config.target
         if settings.name is None:
@@ -197,6 +210,7 @@ class Search:
             "arch": str(self.config.arch),
             "input_shape": list(self.data.input_shape),
             "classes": self.data.classes,
+            "loss": self.data.loss,
             "target": self.config.target.name,
             "quantization": self.config.training.quantization,
             "weights": self.config.target.weights,
@@ -232,7 +246,7 @@ class Search:
         })
         trial = self.journal.trial(trial_id)
         self.strategy.observe(trial)
-        self.report(summary(trial))
+        self.report(summary(trial, self.program.loss))
         return trial
 
     def _evaluate(self, point: Point, epochs: int, parent: Trial | None, trial_id: int) -> Outcome:
@@ -272,7 +286,7 @@ class Search:
         if not isinstance(result, TrainResult):
             raise TrainingError(f"the trainer returned {type(result).__name__}, not a "
                                 "TrainResult")
-        test_error = evaluate(result.model, batches(data.test, data, config, False))
+        test_error = evaluate(result.model, batches(data.test, data, config, False), data.loss)
         sparse = result.sparsity if self.pricer.sparse_flash else 0.0
         return result, test_error, cost(self.program, point, self.target, self._precision(),
                                         sparse)
@@ -415,5 +429,5 @@ class Search:
         trials = self.journal.trials()
         front = pareto_front(trials, self.objectives)
         prune_networks(self.results, {t.id for t in front})
-        write_csv(trials, self.results / CSV)
+        write_csv(trials, self.results / CSV, self.program.loss)
         return front

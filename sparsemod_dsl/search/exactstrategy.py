@@ -179,8 +179,10 @@ class ExactStrategy(Strategy):
     def _reference(self, exact: np.ndarray) -> np.ndarray:
         """The hypervolume reference: the error of guessing (`chance_error`), the
         target's budgets for flash and RAM, and 10% above the largest value seen for
-        anything without a budget. A network no better than a guess adds nothing."""
-        budgets = {"error": chance_error(self.program)}
+        anything without a budget (the error of an `mse` network too: it has no
+        guessing rate). A network no better than a guess adds nothing."""
+        budgets = {"error": chance_error(self.program)} if self.program.loss == "cross_entropy" \
+            else {}
         if self.pricer.target is not None:
             budgets["flash"] = float(self.pricer.target.flash_budget_bytes)
             budgets["ram"] = float(self.pricer.target.ram_budget_bytes)

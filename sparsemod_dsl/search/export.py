@@ -35,8 +35,9 @@ from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evalua
 
 @dataclass(frozen=True)
 class TrialExport:
-    """An export with the test error (0..1) of torch's model (`reference`: "torch int8"
-    for TFLite, "torch float" for ONNX) and of the runtime's."""
+    """An export with the test error of torch's model (`reference`: "torch int8"
+    for TFLite, "torch float" for ONNX) and of the runtime's: a fraction (0..1) of
+    examples wrong, or for `loss` mse the mean squared error in the targets' units."""
 
     exported: Exported
     reference: str
@@ -44,14 +45,21 @@ class TrialExport:
     torch_error: float | None
     runtime_error: float | None
     examples: int
+    loss: str = "cross_entropy"
 
 
-def _errors(predict: Any, examples: DataLoader[Any]) -> tuple[float, int]:
-    wrong = total = 0
+def _errors(predict: Any, examples: DataLoader[Any], loss: str) -> tuple[float, int]:
+    wrong = total = count = 0.0
     for x, y in examples:
-        wrong += int((np.asarray(predict(x)).argmax(axis=1) != y.numpy()).sum())
-        total += len(y)
-    return wrong / max(total, 1), total
+        out = np.asarray(predict(x))
+        if loss == "mse":
+            wrong += float(((out - y.numpy()) ** 2).sum())
+            total += y.numel()
+        else:
+            wrong += int((out.argmax(axis=1) != y.numpy()).sum())
+            total += len(y)
+        count += len(y)
+    return wrong / max(total, 1), int(count)
 
 
 def export_trial(results: Path, trial_id: int, format: str, name: str | None = None
@@ -91,17 +99,17 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
 
         net.eval()
         with torch.no_grad():
-            torch_error = evaluate(net, test)
+            torch_error = evaluate(net, test, data.loss)
         model = exported.model
         assert model is not None
-        runtime_error, count = _errors(lambda x: run_onnx(model, x.numpy()), test)
+        runtime_error, count = _errors(lambda x: run_onnx(model, x.numpy()), test, data.loss)
         return TrialExport(exported, "torch float", "onnxruntime", torch_error, runtime_error,
-                           count)
+                           count, data.loss)
     int8 = deployable(net, data, dataclasses.replace(config, quantization="post"))
     exported = export_int8(space.program, trial.params, int8, format, name)
-    torch_error = evaluate(int8, test)
+    torch_error = evaluate(int8, test, data.loss)
     if not tflm.available():
-        return TrialExport(exported, "torch int8", None, torch_error, None, 0)
-    runtime_error, count = _errors(lambda x: run_tflm(exported, x), test)
+        return TrialExport(exported, "torch int8", None, torch_error, None, 0, data.loss)
+    runtime_error, count = _errors(lambda x: run_tflm(exported, x), test, data.loss)
     return TrialExport(exported, "torch int8", "TensorFlow Lite Micro", torch_error,
-                       runtime_error, count)
+                       runtime_error, count, data.loss)

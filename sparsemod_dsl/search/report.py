@@ -1,8 +1,9 @@
 """Reading a results directory: the Pareto table, plots, and one network in detail.
 
 Everything here reads what the search wrote (`journal.jsonl`, `setup.json`,
-`networks/`) and prints or draws it in units people read: error in per cent,
-flash and RAM in KB (1024 bytes), latency in milliseconds.
+`networks/`) and prints or draws it in units people read: error in per cent (the
+mean squared error in the targets' units for `loss = mse`, see `objective`), flash and
+RAM in KB (1024 bytes), latency in milliseconds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..nets.targets import load_target
 from ..space import compile_file
 from .experiment import OBJECTIVES
 from .journal import Journal
+from .objective import error_label, error_scale, show_error
 from .results import JOURNAL, SETUP
 from .state import spent_seconds
 from .text import table
@@ -102,6 +104,11 @@ def pareto_table(trials: Sequence[Trial], objectives: Sequence[str],
             f"infeasible, {counts['failed']} failed; Pareto front over "
             f"{', '.join(objectives)}: {len(front)} networks")
     columns = list(_COLUMNS)
+    if program is not None and program.loss != "cross_entropy":
+        label = error_label(program.loss)
+        columns[2:4] = [(f"val {label}", lambda t: show_error(t.error, program.loss)),
+                        (f"test {label}",
+                         lambda t: show_error(t.extra.get("test_error"), program.loss))]
     if program is not None:
         reports = {t.id: cost(program, t.params, quant=precision) for t in front}
         at = [h for h, _ in columns].index("arena KB") + 1
@@ -115,9 +122,10 @@ def pareto_table(trials: Sequence[Trial], objectives: Sequence[str],
     return head + "\n\n" + table(rows, [h for h, _ in columns], left=2) + note
 
 
-def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path) -> list[Path]:
+def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path,
+         loss: str = "cross_entropy") -> list[Path]:
     """PNG plots: pairwise scatter of the objectives (Pareto front marked) and the best
-    validation error over trials. Returns the files written."""
+    validation error over trials (its units per `loss`). Returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,7 +133,7 @@ def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path) -> li
 
     done = [t for t in trials if t.status == "completed"]
     front = {t.id for t in pareto_front(trials, objectives)}
-    units = {"error": ("error %", 100.0), "flash": ("flash KB", 1 / 1024),
+    units = {"error": (error_label(loss), error_scale(loss)), "flash": ("flash KB", 1 / 1024),
              "ram": ("RAM KB", 1 / 1024), "latency": ("latency ms", 1.0)}
     written = []
     pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]]
@@ -149,10 +157,10 @@ def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path) -> li
     for t in done:
         best = min(best, t.error if t.error is not None else best)
         xs.append(t.id)
-        ys.append(100 * best)
+        ys.append(error_scale(loss) * best)
     ax.step(xs, ys, where="post")
     ax.set_xlabel("trial")
-    ax.set_ylabel("best validation error %")
+    ax.set_ylabel(f"best validation {error_label(loss)}")
     fig.tight_layout()
     written.append(folder / "best_error.png")
     fig.savefig(written[-1], dpi=100)
@@ -173,7 +181,7 @@ def report(results: Path) -> tuple[str, list[Path]]:
     space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
     precision = "float32" if info.get("quantization") == "none" else "int8"
     try:
-        plots = plot(trials, objectives, results)
+        plots = plot(trials, objectives, results, space.program.loss)
     except OSError as error:  # a read-only results directory, a full disk
         raise UsageError(f"{error.filename or results}: cannot write the plots: "
                          f"{error.strerror or error}") from None
@@ -202,9 +210,14 @@ def show(results: Path, trial_id: int) -> str:
             for r in measured.layers]
     lines += ["", table(rows, ["operator", "TFLite op", "folded in", "output", "params", "MACs",
                                "live KB"], left=4), ""]
+    loss = space.program.loss
+    errors = (f"validation error {_pct(trial.error)}%, "
+              f"test error {_pct(trial.extra.get('test_error'))}%" if loss == "cross_entropy"
+              else f"validation MSE {show_error(trial.error, loss)}, "
+              f"test MSE {show_error(trial.extra.get('test_error'), loss)}")
     lines.append(
-        f"validation error {_pct(trial.error)}%, test error {_pct(trial.extra.get('test_error'))}%"
-        f", flash {_kb(measured.flash_bytes)} KB, RAM {_kb(measured.ram_bytes)} KB TFLM arena"
+        errors + f", flash {_kb(measured.flash_bytes)} KB, RAM {_kb(measured.ram_bytes)} KB"
+        " TFLM arena"
         f" ({_kb(measured.activation_bytes)} KB activations, {_kb(measured.live_bytes)} KB live)"
         f" ({precision}, {_pct(trial.sparsity)}% of weights pruned), {measured.macs:,} MACs"
         + (f", {measured.latency_ms:.2f} ms on {target.name}" if target and measured.latency_ms

@@ -138,7 +138,8 @@ class TrainResult:
         model: the deployable model (quantised when asked; on the CPU).
         float_model: the trained, pruned float network (on the CPU); its state dict is
             what gets saved and inherited.
-        val_error: the fraction (0..1) of validation examples `model` gets wrong.
+        val_error: the validation error (`evaluate`): the fraction (0..1) of validation
+            examples `model` gets wrong, or for `mse` data their mean squared error.
         sparsity: the fraction of conv/linear weights of `float_model` that are zero.
         train_seconds: wall-clock seconds of the training epochs (pruning included).
         epochs_run: the epochs completed.
@@ -174,17 +175,25 @@ class Trainer(Protocol):
 # --- measures ----------------------------------------------------------------------------------
 
 
-def evaluate(model: nn.Module, examples: DataLoader[Any]) -> float:
-    """The fraction (0..1) of examples `model` classifies wrongly (in eval mode, on the
-    model's device)."""
+def evaluate(model: nn.Module, examples: DataLoader[Any], loss: str = "cross_entropy") -> float:
+    """The error of `model` on `examples` (in eval mode, on the model's device).
+
+    For `cross_entropy` (classification) the fraction (0..1) of examples it classifies
+    wrongly; for `mse` (regression) the mean squared error over every output value of
+    every example, in the squared units of the targets.
+    """
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model.eval()
-    wrong = total = 0
+    wrong = total = 0.0
     with torch.no_grad():
         for x, y in examples:
-            predicted = model(x.to(device)).argmax(dim=1).cpu()
-            wrong += int((predicted != y).sum())
-            total += len(y)
+            out = model(x.to(device)).cpu()
+            if loss == "mse":
+                wrong += float(((out - y) ** 2).sum())
+                total += y.numel()
+            else:
+                wrong += int((out.argmax(dim=1) != y).sum())
+                total += len(y)
     if total == 0:
         raise TrainingError("nothing to evaluate: the loader gives no examples")
     return wrong / total
@@ -249,7 +258,7 @@ class _GradualPruning:
 
 
 def _fit(net: SparsemodNet, batches: DataLoader[Any], config: TrainConfig,
-         device: torch.device) -> None:
+         device: torch.device, loss_name: str = "cross_entropy") -> None:
     """Train `net` in place for `config.epochs`, pruning a step further every epoch."""
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate,
                                  weight_decay=config.weight_decay)
@@ -257,7 +266,7 @@ def _fit(net: SparsemodNet, batches: DataLoader[Any], config: TrainConfig,
                                                config.learning_gamma)
     pruning = (_GradualPruning(net, config.prune_threshold, config.epochs)
                if config.prune_threshold and config.epochs else None)
-    loss_function = nn.CrossEntropyLoss()
+    loss_function = nn.MSELoss() if loss_name == "mse" else nn.CrossEntropyLoss()
     for epoch in range(1, config.epochs + 1):
         if pruning is not None:
             pruning.start_epoch(epoch)
@@ -311,7 +320,8 @@ def deployable(net: SparsemodNet, data: DataBundle, config: TrainConfig) -> nn.M
 def default_trainer(net: SparsemodNet, data: DataBundle, config: TrainConfig) -> TrainResult:
     """SpArSe's training recipe; implements `Trainer`.
 
-    Adam (learning rate, weight decay) on cross-entropy with a `StepLR` schedule stepped
+    Adam (learning rate, weight decay) on the data's loss (cross-entropy, or the mean
+    squared error for `mse` data) with a `StepLR` schedule stepped
     every epoch. With `prune_threshold`, global L1 unstructured pruning over the weights
     of every Conv1d/Conv2d/Linear (LSTM/GRU excluded) raises their sparsity gradually:
     after epoch e (from 1) `prune_threshold * e / epochs` of them are zero (each step
@@ -329,8 +339,8 @@ def default_trainer(net: SparsemodNet, data: DataBundle, config: TrainConfig) ->
     torch.manual_seed(config.seed)
     net.to(device)
     start = time.perf_counter()
-    _fit(net, batches(data.train, data, config, training=True), config, device)
+    _fit(net, batches(data.train, data, config, training=True), config, device, data.loss)
     seconds = time.perf_counter() - start
     model = deployable(net, data, config)
-    val_error = evaluate(model, batches(data.val, data, config, training=False))
+    val_error = evaluate(model, batches(data.val, data, config, training=False), data.loss)
     return TrainResult(model, net, val_error, sparsity(net), seconds, config.epochs)

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import SparsemodError
 from ..lang.ir import Scalar
+from .objective import error_column, error_scale, show_error
 from .results import write_atomic
 
 #: Statuses of a finished trial; a started trial that never finished is "interrupted".
@@ -62,31 +63,38 @@ def failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def summary(trial: Trial) -> str:
-    """One line per trial, in units users read."""
+def summary(trial: Trial, loss: str = "cross_entropy") -> str:
+    """One line per trial, in units users read (the error per `objective`)."""
     head = f"trial {trial.id:>3} [{trial.stage}]"
     if trial.status != "completed":
         return f"{head} {trial.status}: {trial.reason}"
     latency = f", latency {trial.latency_ms:.2f} ms" if trial.latency_ms is not None else ""
-    return (f"{head} error {100 * (trial.error or 0):.1f}%, "
+    error = (f"error {show_error(trial.error or 0)}%" if loss == "cross_entropy"
+             else f"MSE {show_error(trial.error or 0, loss)}")
+    return (f"{head} {error}, "
             f"flash {(trial.flash_bytes or 0) / 1024:.1f} KB, "
             f"RAM {(trial.ram_bytes or 0) / 1024:.1f} KB{latency}, "
             f"trained in {trial.train_seconds or 0:.1f} s")
 
 
-def write_csv(trials: Iterable[Trial], path: Path | str) -> None:
+def write_csv(trials: Iterable[Trial], path: Path | str, loss: str = "cross_entropy") -> None:
     """The trials as a CSV table, one row each, in real units (%, KB = 1024 bytes, ms, s).
 
     Columns: the fixed ones of `CSV_COLUMNS`, then one per readable parameter
-    (in order of first appearance); an inactive parameter's cell is empty.
+    (in order of first appearance); an inactive parameter's cell is empty. For an
+    `mse` network the error column is `error_mse`, the MSE in the targets' units (to 6
+    significant digits).
     """
     trials = sorted(trials, key=lambda t: t.id)
     params = list(dict.fromkeys(name for t in trials for name in t.params))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *params])
+    columns = [error_column(loss) if c == "error_pct" else c for c in CSV_COLUMNS]
+    writer.writerow([*columns, *params])
     for t in trials:
-        row = [t.id, t.stage, t.status, t.reason, _scaled(t.error, 100),
+        error = (_scaled(t.error, error_scale(loss)) if loss == "cross_entropy" or t.error is None
+                 else float(f"{t.error:.6g}"))  # an MSE may be far below 1e-4
+        row = [t.id, t.stage, t.status, t.reason, error,
                _scaled(t.flash_bytes, 1 / 1024), _scaled(t.ram_bytes, 1 / 1024), t.macs,
                _scaled(t.latency_ms, 1), _scaled(t.train_seconds, 1),
                _scaled(t.sparsity, 100), t.parent]

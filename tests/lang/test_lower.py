@@ -661,7 +661,7 @@ def test_train_section_errors() -> None:
 @pytest.mark.parametrize(
     "header, needle, message",
     [
-        ("arch t(classes = 10)", "arch", "the header needs `input: image` or `input: sequence`"),
+        ("arch t(classes = 10)", "arch", "the header needs an input: `input: image|sequence|vector`"),
         ("arch t(input: picture, classes = 10)", "input",
          "write `input: image`, `input: sequence`"),
         ("arch t(input: image(8, 8), classes = 10)", "input", "an image shape is (C, H, W)"),
@@ -726,7 +726,7 @@ def test_lowering_a_library_says_what_is_missing() -> None:
     assert "the file has an `arch` header but no `network` section" in d.message
     text = "network { relu }\n"
     (d,) = fail(text)
-    assert "a `network` needs an `arch NAME(input: image|sequence, classes)` header" in d.message
+    assert "a `network` needs an `arch NAME(input: image|sequence|vector, classes)` header" in d.message
 
 
 def test_uncalled_blocks_are_checked_too() -> None:

@@ -61,7 +61,7 @@ def big_label():
     return data, data, data, 2
 
 def flat():
-    data = [(torch.zeros(5), 0)]
+    data = [(torch.zeros(1, 1, 1, 5), 0)]
     return data, data, data, 2
 
 def empty():
@@ -192,16 +192,18 @@ def test_a_user_sequence_dataset_of_arrays(user: Any) -> None:
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("no_colon", r"not a built-in dataset \(digits, sequences\) nor a 'package.module:function'"),
+    ("no_colon",
+     r"not a built-in dataset \(digits, sequences, frames\) nor a 'package.module:function'"),
     ("sm_no_such_module:f", "cannot import 'sm_no_such_module'"),
     (f"{USER_MODULE}:missing", f"'{USER_MODULE}' has no attribute 'missing'"),
     (f"{USER_MODULE}:NOT_CALLABLE", "'NOT_CALLABLE' is a int, not a function"),
     (f"{USER_MODULE}:not_a_tuple", r"must return \(train, val, test, classes\), not str"),
     (f"{USER_MODULE}:three", r"must return \(train, val, test, classes\), not tuple of 3"),
     (f"{USER_MODULE}:bad_classes", "classes must be an integer of at least 2, not 2.5"),
-    (f"{USER_MODULE}:float_labels", "labels must be integers; a train label is 0.5"),
+    (f"{USER_MODULE}:float_labels",
+     r"labels must be integers \(or float vectors, for regression\); a train label is 0.5"),
     (f"{USER_MODULE}:big_label", r"a train label is 4, outside 0..1"),
-    (f"{USER_MODULE}:flat", r"a train sample has shape \(5,\): expected \(C, H, W\)"),
+    (f"{USER_MODULE}:flat", r"a train sample has shape \(1, 1, 1, 5\): expected \(C, H, W\)"),
     (f"{USER_MODULE}:empty", "the val set is empty"),
     (f"{USER_MODULE}:unpaired", r"must be a pair \(x, label\), not Tensor"),
     (f"{USER_MODULE}:mismatched", r"a val sample has shape \(1, 5, 5\), a train sample"),

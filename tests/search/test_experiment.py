@@ -162,7 +162,7 @@ ERRORS = [
     ("seed = -1\n", "seed must be in 0..4294967295, found -1"),
     ("name = 'a b'\n", "name must be letters, digits"),
     ("[data]\ndataset = 'mnist'\n",
-     "data.dataset must be digits, sequences or a 'package.module:function' reference, "
+     "data.dataset must be digits, sequences, frames or a 'package.module:function' reference, "
      "found 'mnist'"),
     ("[data]\ndataset = 'digits'\ncollate = 'collate'\n",
      "data.collate must be a 'package.module:function' reference, found 'collate'"),

@@ -88,6 +88,7 @@ class Lowerer:
             doc=doc.strip(),
             blocks=tuple(self.unit.library.visible),
             file=module.file,
+            loss=self.file.header_loss(header),
         )
 
     def library_blocks(self) -> int:

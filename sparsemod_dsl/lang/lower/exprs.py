@@ -182,7 +182,7 @@ class ExprLowerer:
             if binding is not None:
                 return binding.expr
             if first.name in ir.BUILTINS:
-                return ir.Builtin(first.name)
+                return ir.Builtin(ir.BUILTIN_ALIASES.get(first.name, first.name))
         top_level = not scope.prefix and not scope.stack
         if len(node.segments) > 1 or first.index is not None or top_level:
             # A path names a parameter: relative to this scope first, then from the root.

@@ -1,8 +1,9 @@
 """The structure of a file, checked before and around lowering its contents.
 
-The `arch` header and its parameters (`input`, `classes`), the order of doc string,
-header, imports, sections and blocks, one `train` and one `network` at most, and which
-of a program (header and network) or a library (blocks only) a file is meant to be.
+The `arch` header and its parameters (`input`, `classes`, `output`, `loss`), the order
+of doc string, header, imports, sections and blocks, one `train` and one `network` at
+most, and which of a program (header and network) or a library (blocks only) a file is
+meant to be.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from .. import syntax as s
 from .messages import suggest
 from .sizes import input_spec
 
-INPUT_KINDS = {"image": 3, "sequence": 2}
-_ARTICLE = {"image": "an image", "sequence": "a sequence"}
+INPUT_KINDS = {"image": 3, "sequence": 2, "vector": 1}
+_ARTICLE = {"image": "an image", "sequence": "a sequence", "vector": "a vector"}
+_DIMS = {"image": "C, H, W", "sequence": "T, F", "vector": "N"}
+_HEADER = "`input: image|sequence|vector` and `classes`, or `output: vector(N)` and `loss = mse`"
 
 
 class FileChecks:
@@ -40,34 +43,76 @@ class FileChecks:
             if param.name == "input":
                 self.check_input(param)
             elif param.name == "classes":
-                if param.kind is not None or param.shape is not None or param.domain is not None:
+                if (param.kind or param.shape is not None or param.domain is not None
+                        or isinstance(param.value, str)):
                     self.diags.error(param.span, "write `classes` or `classes = N`")
                 elif param.value is not None and param.value < 2:
                     self.diags.error(param.span, "a classifier needs at least 2 classes")
+            elif param.name == "output":
+                self.check_output(param)
+            elif param.name == "loss":
+                self.check_loss(param, header)
             elif param.domain is None or param.kind is not None:
                 self.diags.error(
                     param.span,
                     f"unknown header parameter '{param.name}'"
-                    + suggest(param.name, ["input", "classes"])
-                    + " (the header takes `input: image|sequence` and `classes`)",
+                    + suggest(param.name, ["input", "classes", "output", "loss"])
+                    + f" (the header takes {_HEADER})",
                 )
         if "input" not in seen:
-            self.diags.error(header.span, "the header needs `input: image` or `input: sequence`")
+            self.diags.error(
+                header.span, "the header needs an input: `input: image|sequence|vector`"
+            )
+        if "classes" in seen and "output" in seen:
+            param = next(p for p in header.params if p.name == "output")
+            self.diags.error(
+                param.span,
+                "a network has `classes` (a classifier) or an `output` (regression), not both",
+            )
         return header
+
+    def check_output(self, param: s.ArchParam) -> None:
+        """`output: vector` or `output: vector(N)`: a regression or reconstruction head."""
+        if param.kind != "vector" or param.value is not None or param.domain is not None:
+            self.diags.error(param.span, "write `output: vector` or `output: vector(N)`")
+        elif param.shape is not None and (len(param.shape) != 1 or not isinstance(
+                param.shape[0], int) or param.shape[0] < 1):
+            self.diags.error(param.span, "an output vector's shape is (N), N at least 1")
+
+    def check_loss(self, param: s.ArchParam, header: s.ArchHeader) -> None:
+        """`loss = mse` (needs an `output`) or `loss = cross_entropy` (a classifier's, with
+        or without `classes`)."""
+        if param.kind is not None or param.shape is not None or not isinstance(param.value, str):
+            self.diags.error(param.span, "write `loss = mse` or `loss = cross_entropy`")
+            return
+        if param.value not in ir.LOSSES:
+            self.diags.error(
+                param.span,
+                f"unknown loss '{param.value}'" + suggest(param.value, list(ir.LOSSES))
+                + " (the losses are mse and cross_entropy)",
+            )
+            return
+        regression = any(p.name == "output" for p in header.params)
+        if param.value == "mse" and not regression:
+            self.diags.error(param.span, "`loss = mse` needs `output: vector(N)` in the header")
+        elif param.value == "cross_entropy" and regression:
+            self.diags.error(param.span, "`loss = cross_entropy` is a classifier's: it goes with "
+                             "`classes`, not with `output`")
 
     def check_input(self, param: s.ArchParam) -> None:
         if param.kind not in INPUT_KINDS or param.value is not None or param.domain is not None:
             self.diags.error(
                 param.span,
-                "write `input: image`, `input: sequence` or a shape: `input: image(1, 8, 8)`",
+                "write `input: image`, `input: sequence`, `input: vector` "
+                "or a shape: `input: image(1, 8, 8)`",
             )
             return
         rank = INPUT_KINDS[param.kind]
         sizes = [n for n in param.shape or () if isinstance(n, int)]
         if param.shape is not None and (len(param.shape) != rank or min(sizes, default=1) < 1):
-            dims = "C, H, W" if param.kind == "image" else "T, F"
             self.diags.error(
-                param.span, f"{_ARTICLE[param.kind]} shape is ({dims}), each at least 1"
+                param.span,
+                f"{_ARTICLE[param.kind]} shape is ({_DIMS[param.kind]}), each at least 1",
             )
         if self.input_shape is not None and len(self.input_shape) != rank:
             self.diags.error(
@@ -82,7 +127,21 @@ class FileChecks:
 
     @staticmethod
     def header_classes(header: s.ArchHeader) -> int | None:
-        return next((p.value for p in header.params if p.name == "classes"), None)
+        """The size of the output: the number of classes, or N of `output: vector(N)`."""
+        for p in header.params:
+            if p.name == "classes" and isinstance(p.value, int):
+                return p.value
+            if p.name == "output" and p.shape is not None and isinstance(p.shape[0], int):
+                return p.shape[0]
+        return None
+
+    @staticmethod
+    def header_loss(header: s.ArchHeader) -> str:
+        """The declared loss; an `output` without one means mse, `classes` cross-entropy."""
+        named = next((p.value for p in header.params if p.name == "loss"), None)
+        if isinstance(named, str):
+            return named
+        return "mse" if any(p.name == "output" for p in header.params) else "cross_entropy"
 
     def check_order(self, item: s.Item, module: s.Module, sections: dict[type, s.Stmt]) -> None:
         kind = type(item)
@@ -112,7 +171,8 @@ class FileChecks:
         elif s.NetworkSection in sections:
             self.diags.error(
                 sections[s.NetworkSection].span,
-                "a `network` needs an `arch NAME(input: image|sequence, classes)` header before it",
+                "a `network` needs an `arch NAME(input: image|sequence|vector, classes)` header "
+                "before it",
             )
         elif not module.items:
             self.empty(module)

@@ -128,10 +128,13 @@ def export_onnx(net: nn.Module, input_shape: tuple[int, ...], format: str, name:
 
 
 def tflite_inputs(x: torch.Tensor, q: QParams) -> np.ndarray:
-    """Float inputs in torch's layout (N, C, H, W or N, T, F) as the model's int8 inputs
-    (NHWC, sequences as one-row images)."""
+    """Float inputs in torch's layout (N, C, H, W or N, T, F or N, F) as the model's int8
+    inputs (NHWC, sequences as one-row images, vectors as they are)."""
     values = x.detach().cpu().numpy()
-    values = values.transpose(0, 2, 3, 1) if values.ndim == 4 else values[:, None]
+    if values.ndim == 4:
+        values = values.transpose(0, 2, 3, 1)
+    elif values.ndim == 3:
+        values = values[:, None]
     codes = np.round(values / float(q.scale[0])) + int(q.zero_point[0])
     return np.clip(codes, -128, 127).astype(np.int8)
 

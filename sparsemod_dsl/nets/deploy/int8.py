@@ -49,6 +49,10 @@ class QParams:
         return QParams(np.array([scale], np.float32), np.array([zero_point], np.int64))
 
 
+#: Scale and zero point TFLite requires of an int8 SOFTMAX output.
+SOFTMAX_QPARAMS = QParams.of(1 / 256, -128)
+
+
 @dataclass(frozen=True)
 class Int8Op:
     """An operator with its int8 weights and int32 bias (None where it has none)."""
@@ -146,6 +150,9 @@ class _Reader:
         input_q = self.activations[op.inputs[0]]
         if op.code in _KEEPS_QPARAMS:
             self.activations[op.output] = input_q
+            return Int8Op(op)
+        if op.code == "SOFTMAX":  # TFLite's int8 SOFTMAX has fixed output numbers
+            self.activations[op.output] = SOFTMAX_QPARAMS
             return Int8Op(op)
         if op.code == "ADD":
             self.activations[op.output] = _output_qparams(

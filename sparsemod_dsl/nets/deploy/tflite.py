@@ -24,7 +24,7 @@ import numpy as np
 from ... import __version__
 from ..flash import BUFFER_ALIGNMENT
 from ..graph import Op
-from .int8 import Int8Graph, QParams
+from .int8 import SOFTMAX_QPARAMS, Int8Graph, QParams
 
 #: TFLite's builtin operator codes and the versions that hold their int8 kernels.
 OPERATORS: dict[str, tuple[int, int]] = {
@@ -45,8 +45,6 @@ _OPTIONS = {
 _ACTIVATIONS = {"NONE": 0, "RELU": 1, "RELU6": 3}
 _PADDING = {"SAME": 0, "VALID": 1}
 _INT8, _INT32 = 9, 2
-#: Scale and zero point TFLite requires of an int8 SOFTMAX output.
-SOFTMAX_QPARAMS = QParams.of(1 / 256, -128)
 
 
 class TFLiteError(ValueError):
