@@ -15,7 +15,15 @@ from typing import Callable, Iterable, Protocol
 
 from ..errors import Span
 from . import arith, ir, shortcuts
-from .layers import KIND_WORDS, LAYERS, PADDING_MODES, Args, ArgSpec, ArgValue, LayerError
+from .layers import (
+    KIND_WORDS,
+    LAYERS,
+    PADDING_MODES,
+    Args,
+    ArgSpec,
+    ArgValue,
+    LayerError,
+)
 from .shapes import UNBOUNDED, Interval, Shape
 
 

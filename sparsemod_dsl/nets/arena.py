@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .graph import Graph, Op
+from .operators import Graph, Op
 from .planner import buffers, greedy_area, live_per_scope
 
 #: `TfLiteEvalTensor` per tensor, activations and constants (bytes, 64-bit build).

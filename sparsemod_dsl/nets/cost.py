@@ -29,7 +29,8 @@ from ..errors import UsageError
 from ..lang import ir
 from .arena import arena
 from .flash import tflite_bytes
-from .graph import Graph, Op, deployed_graph
+from .graph import deployed_graph
+from .operators import Graph, Op
 from .planner import live_per_scope
 from .targets import KB, Target
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from .graph import Graph, Op
+from .operators import Graph, Op
 
 #: Alignment of each constant buffer in the file, as TFLite's own writers align them.
 BUFFER_ALIGNMENT = 16

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .graph import Graph
+from .operators import Graph
 
 #: TFLM's `MicroArenaBufferAlignment()`: every planned buffer is rounded up to it.
 BUFFER_ALIGNMENT = 16

@@ -29,7 +29,8 @@ from torch import nn
 from ...errors import SparsemodError
 from ...lang import ir
 from ..arena import arena
-from ..graph import Graph, deployed_graph
+from ..graph import deployed_graph
+from ..operators import Graph
 from . import tflm
 from .csource import TensorInfo, c_sources
 from .int8 import Int8Error, Int8Graph, QParams, int8_graph

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..graph import Graph, Op
 from ..int8_kernels import Int8BatchNorm, quantized_bias
 from ..modules import FloatIsland
 from ..network import SparsemodNet
+from ..operators import Graph, Op
 
 #: Codes whose output keeps the scale and zero point of their (first) input.
 _KEEPS_QPARAMS = frozenset({"MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "RESHAPE", "TRANSPOSE",

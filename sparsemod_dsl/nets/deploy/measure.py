@@ -19,7 +19,8 @@ from torch import nn
 from ...lang import ir
 from ..builder import build
 from ..cost import CostReport, price
-from ..graph import Graph, deployed_graph
+from ..graph import deployed_graph
+from ..operators import Graph
 from ..quantize import static_int8
 from ..trace import trace
 from . import tflm

@@ -23,7 +23,7 @@ import numpy as np
 
 from ... import __version__
 from ..flash import BUFFER_ALIGNMENT
-from ..graph import Op
+from ..operators import Op
 from .int8 import SOFTMAX_QPARAMS, Int8Graph, QParams
 
 #: TFLite's builtin operator codes and the versions that hold their int8 kernels.
