@@ -89,5 +89,8 @@ def exact(expr: ir.Expr, leaf: Callable[[ir.ParamRef | ir.Builtin], ir.Scalar]) 
         return -number(exact(expr.operand, leaf))
     if isinstance(expr, ir.Func):
         values = [number(exact(a, leaf)) for a in expr.args]
-        return ir.FUNCTIONS[expr.name](values)
+        try:
+            return checked(ir.FUNCTIONS[expr.name](values))
+        except ValueError as error:
+            raise Fault(str(error)) from None
     return apply(expr.op, exact(expr.left, leaf), exact(expr.right, leaf))

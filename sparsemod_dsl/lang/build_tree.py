@@ -162,11 +162,30 @@ class TreeBuilder(Transformer_NonRecursive):
         return s.Arg(None if name is None else str(name), value, span=self.span(meta))
 
     def repeat(self, meta: Any, children: list) -> s.Repeat:
-        name, count, body = children
-        return s.Repeat(str(name), count, body, span=self.span(meta))
+        name, count, index, body = children
+        return s.Repeat(str(name), count, body, None if index is None else str(index),
+                        span=self.span(meta))
+
+    def structure_name(self, label: Token | None, name: Token | None, meta: Any,
+                       keyword: str) -> str:
+        """The name of a `choose` or `optional`: written after the keyword, or as a label."""
+        if label is not None and name is not None:
+            self.diagnostics.error(
+                self.tspan(name),
+                f"this {keyword} is named twice, '{label}' and '{name}': write "
+                f"`{keyword} {name} {{` or `{name}: {keyword} {{`",
+            )
+        elif label is None and name is None:
+            self.diagnostics.error(
+                self.span(meta),
+                f"a {keyword} needs a name: `{keyword} NAME {{ ... }}` or "
+                f"`NAME: {keyword} {{ ... }}`",
+            )
+        return str(name or label or "")
 
     def choose(self, meta: Any, children: list) -> s.Choose:
-        name, default, *alternatives = children
+        label, name, default, *alternatives = children
+        name = self.structure_name(label, name, meta, "choose")
         span = self.span(meta)
         found = [a for a in alternatives if a is not None]
         found, trailing = self.comments.attach(found, span)
@@ -187,7 +206,8 @@ class TreeBuilder(Transformer_NonRecursive):
         return s.Alternative(str(name), s.Body(tuple(items), span=inner), span=self.span(meta))
 
     def optional(self, meta: Any, children: list) -> s.Optional:
-        name, default, body = children
+        label, name, default, body = children
+        name = self.structure_name(label, name, meta, "optional")
         return s.Optional(
             str(name), body, None if default is None else default.value, span=self.span(meta)
         )

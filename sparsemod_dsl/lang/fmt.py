@@ -294,7 +294,9 @@ _STATEMENTS: dict[type, Callable[[Any, int], list[str]]] = {
     s.Constraint: _constraint,
     s.Param: lambda n, d: _line(_binding(n.name, n.value), d),
     s.Call: lambda n, d: _line(_call(n), d),
-    s.Repeat: lambda n, d: _body(f"repeat {n.name} = {format_value(n.count)}", n.body, d),
+    s.Repeat: lambda n, d: _body(
+        f"repeat {n.name} = {format_value(n.count)}" + (f" as {n.index}" if n.index else ""),
+        n.body, d),
     s.Choose: _choose,
     s.Alternative: _alternative,
     s.Optional: lambda n, d: _body(f"optional {n.name}{_default(n.default)}", n.body, d),

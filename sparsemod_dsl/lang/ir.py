@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Union
 
 from ..errors import NO_SPAN, Span
+from . import functions
 
 Scalar = Union[int, float, str, bool]
 
@@ -197,7 +198,7 @@ class Neg:
 
 @dataclass(frozen=True, slots=True)
 class Func:
-    """A built-in function of numbers: `min` or `max`."""
+    """A built-in function of numbers: `min`, `max`, `round`, `make_divisible`, ..."""
 
     name: str
     args: tuple["Expr", ...]
@@ -205,9 +206,17 @@ class Func:
 
 Expr = Union[Const, ParamRef, Builtin, BinOp, Neg, Func]
 
-FUNCTIONS = {"min": min, "max": max}
+#: Each function's Python implementation, taking the list of its argument values.
+FUNCTIONS = {name: impl for name, (impl, _, _) in functions.FUNCTIONS.items()}
 
 BUILTINS = {"classes": "the number of classes", "in_channels": "channels of the layer's input"}
+#: The spatial sizes of a layer's input, by name: (kind, index into its dimensions).
+SPATIAL = {"in_height": ("image", 1), "in_width": ("image", 2), "in_length": ("sequence", 0)}
+BUILTINS |= {
+    "in_height": "height of the layer's input image",
+    "in_width": "width of the layer's input image",
+    "in_length": "steps of the layer's input sequence",
+}
 
 
 # --- network nodes ----------------------------------------------------------------------------

@@ -204,6 +204,8 @@ class Repeat(Stmt):
     name: str
     count: Value
     body: Body
+    #: `as i`: the name of the instance's number (1, 2, ...) inside the body.
+    index: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,7 +88,10 @@ def _affine(expr: ir.Expr, program: ir.Program, params: dict[str, ir.Parameter]
 def _fold(expr: ir.BinOp | ir.Func, values: list[float]) -> LinearForm | None:
     """A constant sub-expression's value (None for a division by zero)."""
     if isinstance(expr, ir.Func):
-        return {}, float(ir.FUNCTIONS[expr.name](values))
+        try:
+            return {}, float(ir.FUNCTIONS[expr.name](values))
+        except ValueError:  # make_divisible's divisor, made a float here
+            return None
     a, b = values
     if expr.op in ("/", "//") and b == 0:
         return None

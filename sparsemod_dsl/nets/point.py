@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 
 from ..errors import SparsemodError
 from ..lang import arith, ir
-from ..lang.infer import Inference, ShapeIssue, input_shape, outside_limits
+from ..lang.infer import Inference, ShapeIssue, input_shape, outside_limits, spatial
 from ..lang.layers import ArgValue
 from ..lang.shapes import Interval, Shape
 
@@ -116,13 +116,13 @@ class PointEvaluator:
     program: ir.Program
     point: Point
 
-    def value(self, expr: ir.Expr, channels: Interval) -> ArgValue:
+    def value(self, expr: ir.Expr, channels: Interval, shape: Shape | None = None) -> ArgValue:
         if isinstance(expr, ir.Const):  # literals are within range
             value = expr.value
         elif isinstance(expr, ir.ParamRef):
             value = arith.checked(self.point[expr.name])
         else:
-            value = _exact(expr, self.program, self.point, channels.lo)
+            value = _exact(expr, self.program, self.point, channels.lo, shape)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return Interval.of(value)
         return frozenset({value})
@@ -258,12 +258,16 @@ def value_of(expr: ir.Expr, program: ir.Program, point: Mapping[str, ir.Scalar],
 
 
 def _exact(expr: ir.Expr, program: ir.Program, point: Mapping[str, ir.Scalar],
-           channels: float) -> ir.Scalar:
+           channels: float, shape: Shape | None = None) -> ir.Scalar:
     def leaf(node: ir.ParamRef | ir.Builtin) -> ir.Scalar:
         if isinstance(node, ir.ParamRef):
             return point[node.name]
         if node.name == "in_channels":
             return channels
+        if node.name in ir.SPATIAL:
+            if shape is None:
+                raise arith.Fault(f"'{node.name}' has a value only in a layer's arguments")
+            return spatial(node.name, shape).lo  # type: ignore[return-value]
         if program.classes is None:
             raise arith.Fault("the number of classes is unknown: give it when compiling")
         return program.classes

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .. import domains, ir
+from .. import domains, functions, ir
 from .. import syntax as s
 from ..arith import MAX_INT
 from ..build_tree import MAX_EXPRESSION_DEPTH
@@ -23,6 +23,9 @@ from ..shapes import UNBOUNDED, Interval
 from .declarations import Declarations
 from .messages import TYPE_WORDS, suggest
 from .scopes import Scope
+
+
+_ARGUMENTS = {1: "one argument", 2: "two arguments"}
 
 
 class Facts(NamedTuple):
@@ -106,15 +109,31 @@ class ExprLowerer:
                 + f" (functions: {', '.join(ir.FUNCTIONS)})",
             )
             return None
-        if len(node.args) < 2:
-            self.diags.error(node.span, f"'{node.name}' takes at least two arguments")
+        _, fewest, most = functions.FUNCTIONS[node.name]
+        if not fewest <= len(node.args) <= most:
+            count = (f"at least {_ARGUMENTS[fewest]}" if most > fewest
+                     else f"{_ARGUMENTS[fewest]}")
+            self.diags.error(node.span, f"'{node.name}' takes {count}")
             return None
         args = [self.expr(a, scope) for a in node.args]
         if any(a is None for a in args):
             return None
         if not all(self.numeric(a, n.span) for a, n in zip(args, node.args)):  # type: ignore[arg-type]
             return None
+        if node.name == "make_divisible" and not self.divisor(args[1], node.args[1]):  # type: ignore[arg-type]
+            return None
         return self.checked(ir.Func(node.name, tuple(args)), node)  # type: ignore[arg-type]
+
+    def divisor(self, expr: ir.Expr, node: s.Expr) -> bool:
+        """True when `make_divisible`'s divisor is an int that can be at least 1."""
+        if not self.expect_type(expr, "int", node, "the divisor of 'make_divisible'"):
+            return False
+        values = self.values(expr)
+        if isinstance(values, Interval) and values.hi < 1:
+            self.diags.error(node.span, "the divisor of 'make_divisible' must be at least 1 "
+                             f"(it is {values} at every point of the space)")
+            return False
+        return True
 
     def checked(self, expr: ir.Neg | ir.BinOp | ir.Func, node: s.Expr) -> ir.Expr | None:
         """`expr`, with its facts recorded, unless it is too deep or out of range."""
@@ -212,6 +231,8 @@ class ExprLowerer:
         kinds = {self.type_of(o) for o in operands}
         if "any" in kinds:
             return "any"
+        if isinstance(expr, ir.Func) and expr.name in functions.INTEGER_RESULT:
+            return "int"
         if (isinstance(expr, ir.BinOp) and expr.op == "/") or "float" in kinds:
             return "float"
         return "int"

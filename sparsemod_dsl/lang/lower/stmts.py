@@ -156,14 +156,27 @@ class StmtLowerer:
             return []
         low, high = bounds
         self.decls.declare(scope, stmt.name, Binding(count, stmt.span))
+        index = self.repeat_index(stmt)
         instances = []
         for i in range(1, high + 1):
             when = [] if i <= low or not isinstance(count, ir.ParamRef) else [
                 ir.Condition(count.name, ">=", i)
             ]
             inner = scope.inner(scope.path(f"{stmt.name}[{i}]"), when)
+            if index is not None:
+                self.decls.declare(inner, index, Binding(ir.Const(i), stmt.span))
             instances.append(self.body(stmt.body.stmts, inner))
         return [ir.Repeat(count, tuple(instances), path, stmt.span)]
+
+    def repeat_index(self, stmt: s.Repeat) -> str | None:
+        """The name `as i` gives each instance's number, if it is a good name."""
+        if stmt.index is None or not self.decls.check_name(stmt.index, stmt.span):
+            return None
+        if stmt.index == stmt.name:
+            self.diags.error(stmt.span, f"the repeat and its index are both named "
+                             f"'{stmt.name}': the index needs a name of its own")
+            return None
+        return stmt.index
 
     def count_bounds(self, count: ir.Expr, stmt: s.Repeat) -> tuple[int, int] | None:
         params = self.decls.params
@@ -206,6 +219,8 @@ class StmtLowerer:
             if alt.name in names[:k]:
                 self.diags.error(alt.span, f"alternative '{alt.name}' is listed twice")
                 return []
+        if not self.one_per_line(stmt):
+            return []
         if len(names) < 2:
             self.diags.error(stmt.span, "a choose needs at least two alternatives")
             return []
@@ -226,6 +241,26 @@ class StmtLowerer:
             inner = scope.inner(when=[ir.Condition(param.name, "==", alt.name)])
             alternatives.append((alt.name, self.body(alt.body.stmts, inner)))
         return [ir.Choose(param.name, tuple(alternatives), stmt.span)]
+
+    def one_per_line(self, stmt: s.Choose) -> bool:
+        """False, with an error, when an alternative's line holds a labelled layer after
+        another statement: `a: conv2d(16, 3) b: conv2d(16, 5)` is one alternative, `a`,
+        whose second layer is labelled `b`, which is almost certainly not what was meant.
+        """
+        ok = True
+        for alt in stmt.alternatives:
+            if alt.braced:
+                continue
+            for item in alt.body.stmts[1:]:
+                if isinstance(item, s.Call) and item.label is not None:
+                    self.diags.error(
+                        item.span,
+                        f"alternatives go one per line: '{item.label}:' here labels a layer "
+                        f"of alternative '{alt.name}'; start '{item.label}' on a line of its "
+                        f"own (or, for a label, write `{alt.name}: {{ ... }}` in braces)",
+                    )
+                    ok = False
+        return ok
 
     def optional(self, stmt: s.Optional, scope: Scope) -> list[ir.Node]:
         if not self.decls.check_name(stmt.name, stmt.span):
