@@ -178,7 +178,8 @@ class TreeBuilder(Transformer_NonRecursive):
         elif label is None and name is None:
             self.diagnostics.error(
                 self.span(meta),
-                f"a {keyword} needs a name: `{keyword} NAME {{ ... }}` or "
+                f"{'an' if keyword == 'optional' else 'a'} {keyword} needs a name: "
+                f"`{keyword} NAME {{ ... }}` or "
                 f"`NAME: {keyword} {{ ... }}`",
             )
         return str(name or label or "")
