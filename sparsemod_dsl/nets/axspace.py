@@ -20,13 +20,13 @@ Two encodings of the same IR program:
 IR defaults are not passed to Ax: in Ax 1.3 a parameter with a `default_value`
 is *disabled* (fixed to it); `to_ax` fills missing values from them instead.
 
-Constraints linear in parameters that Ax models as non-log ranges become Ax
-`ParameterConstraint`s (in the hierarchical form only when all their parameters
-are always present; `axconstraints` finds them). Every other constraint is a *filter*: Ax does not know it,
-so its arms may violate it, and callers must check `filters(...)` with
-`point.failing_constraint` (or `point.validate`) before evaluating an arm. In
-the flat form Ax also applies its constraints to the values of inactive
-parameters.
+Constraints linear in parameters that Ax models as non-log ranges, all of them
+present at every point, become Ax `ParameterConstraint`s (`axconstraints` finds
+them). Every other constraint is a *filter*: Ax does not know it, so its arms may
+violate it, and callers must check `filters(...)` with `point.failing_constraint`
+(or `point.validate`) before evaluating an arm. A constraint over a parameter that
+may be inactive is always a filter: the language counts an inactive parameter as 0
+(`point.constraint_values`), which Ax, seeing every parameter's value, cannot do.
 """
 
 from __future__ import annotations
@@ -218,7 +218,9 @@ def _split(program: ir.Program, hierarchical: bool
     for constraint in program.constraints:
         form = linear_form(constraint, program)
         made = None if form is None else ax_constraint(form)
-        if made is not None and (not hierarchical or made.constraint_dict.keys() <= always):
+        # Only over parameters present at every point: in the flat form Ax would apply a
+        # constraint to the values of inactive parameters, which the language reads as 0.
+        if made is not None and made.constraint_dict.keys() <= always:
             for_ax.append(made)
         else:
             rest.append(constraint)

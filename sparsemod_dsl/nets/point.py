@@ -177,7 +177,9 @@ def validate(program: ir.Program, point: Mapping[str, object]) -> Validation:
     constraint = failing_constraint(program, full)
     if constraint is not None:
         names = [*ir.references(constraint.left), *ir.references(constraint.right)]
-        shown = ", ".join(f"{n} = {full[n]}" for n in dict.fromkeys(names))
+        live = active(program, full)
+        shown = ", ".join(f"{n} = {full[n]}" if n in live else f"{n} inactive, counted as 0"
+                          for n in dict.fromkeys(names))
         return _invalid(f"constraint at line {constraint.span.line} fails ({shown})", names)
     evaluator = PointEvaluator(program, full)
     try:
@@ -228,19 +230,33 @@ def failing_constraint(
 ) -> ir.Constraint | None:
     """The first constraint that fails at a completed point, if any.
 
-    A constraint that reads an inactive parameter does not apply (that parameter
-    is ignored); one that cannot be evaluated (a division by zero) fails.
+    Every constraint applies at every point: an inactive parameter counts as 0
+    (`constraint_values`), so `block[1].filters + block[2].filters <= 20` limits
+    `block[1].filters` to 20 where there is one block. One that cannot be evaluated
+    (a division by zero) fails.
     """
-    live = {p.name for p in program.parameters if is_active(p, point)}
+    values = constraint_values(program, point)
     for constraint in program.constraints:
-        if not {*ir.references(constraint.left), *ir.references(constraint.right)} <= live:
-            continue
         try:
-            if not holds(constraint, program, point):
+            if not holds(constraint, program, values):
                 return constraint
         except PointError:
             return constraint
     return None
+
+
+def constraint_values(program: ir.Program, point: Mapping[str, ir.Scalar]
+                      ) -> dict[str, ir.Scalar]:
+    """The values constraints read at a completed point: inactive numbers count as 0.
+
+    The language's rule (docs/language.md, "Constraints"): a parameter that does not
+    exist at a point adds nothing to a sum, rather than hiding the whole constraint.
+    """
+    values = dict(point)
+    for param in program.parameters:
+        if param.domain.type in ("int", "float") and not is_active(param, point):
+            values[param.name] = 0
+    return values
 
 
 def value_of(expr: ir.Expr, program: ir.Program, point: Mapping[str, ir.Scalar],
@@ -309,7 +325,7 @@ def draw(domain: ir.Domain, rng: random.Random) -> ir.Scalar:
 
 def sample(program: ir.Program, n: int, seed: int = 0, tries: int = 100) -> list[Point]:
     """`n` random points (active parameters only) satisfying the constraints
-    (those on their active parameters: see `failing_constraint`).
+    (inactive parameters count as 0: see `failing_constraint`).
 
     Reproducible for a given seed. Points may still fail `validate` for shape
     reasons: that is the validator's job to say, not the sampler's.
