@@ -220,8 +220,9 @@ class TreeBuilder(Transformer_NonRecursive):
         return s.TimeDistributed(children[0], span=self.span(meta))
 
     def constraint(self, meta: Any, children: list) -> s.Constraint:
-        left, op, right = children
-        return s.Constraint(left, str(op), right, span=self.span(meta))
+        left, op, right, unit = children
+        return s.Constraint(left, str(op), right, None if unit is None else str(unit),
+                            span=self.span(meta))
 
     # domains
 
@@ -368,7 +369,7 @@ class TreeBuilder(Transformer_NonRecursive):
 
     def integer(self, token: Token) -> int:
         text = str(token)
-        if len(text) > 16 or int(text) > MAX_INT:
+        if len(text.replace("_", "")) > 16 or int(text) > MAX_INT:
             self.diagnostics.error(
                 self.tspan(token), f"integer {text[:20]}{'...' if len(text) > 20 else ''} "
                 f"is too large (at most 2**53)"

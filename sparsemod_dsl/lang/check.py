@@ -48,7 +48,7 @@ def used_parameters(program: ir.Program) -> set[str]:
             used.update(ir.references(node.count))
         elif isinstance(node, (ir.Choose, ir.Optional)):
             used.add(node.param)
-    for constraint in program.constraints:
+    for constraint in (*program.constraints, *program.cost_constraints):
         used.update(ir.references(constraint.left))
         used.update(ir.references(constraint.right))
     return used

@@ -267,7 +267,8 @@ def _block_def(node: s.BlockDef, depth: int) -> list[str]:
 
 def _constraint(node: s.Constraint, depth: int) -> list[str]:
     left, right = format_value(node.left), format_value(node.right)
-    return _line(f"constraint {left} {node.op} {right}", depth)
+    unit = "" if node.unit is None else f" {node.unit}"
+    return _line(f"constraint {left} {node.op} {right}{unit}", depth)
 
 
 def _choose(node: s.Choose, depth: int) -> list[str]:

@@ -329,6 +329,46 @@ class Constraint:
     span: Span = _span()
 
 
+#: The costs a constraint may name: what each measures, and its unit without one.
+COSTS = {
+    "macs": ("count", "multiply-accumulates of one inference"),
+    "params": ("count", "weights and biases as deployed (batch norm folded)"),
+    "flash": ("bytes", "bytes of the .tflite model"),
+    "ram": ("bytes", "bytes of TensorFlow Lite Micro's arena"),
+    "latency": ("time", "milliseconds of one inference on the target"),
+}
+#: Units of cost constraints: what they measure, and their size in bytes or milliseconds.
+UNITS = {"B": ("bytes", 1), "KB": ("bytes", 1024), "MB": ("bytes", 1024 * 1024),
+         "us": ("time", 0.001), "ms": ("time", 1), "s": ("time", 1000)}
+
+
+@dataclass(frozen=True, slots=True)
+class CostConstraint:
+    """`left op right` over costs (`Builtin` names in `COSTS`) and parameters, which the
+    search checks on each point's priced network before training it. Costs are counted
+    in `unit` (bytes and milliseconds without one)."""
+
+    left: Expr
+    op: str
+    right: Expr
+    unit: str | None = None
+    span: Span = _span()
+
+
+def costs(expr: Expr) -> Iterator[str]:
+    """Names of the costs an expression reads."""
+    if isinstance(expr, Builtin) and expr.name in COSTS:
+        yield expr.name
+    elif isinstance(expr, Neg):
+        yield from costs(expr.operand)
+    elif isinstance(expr, BinOp):
+        yield from costs(expr.left)
+        yield from costs(expr.right)
+    elif isinstance(expr, Func):
+        for arg in expr.args:
+            yield from costs(arg)
+
+
 @dataclass(frozen=True, slots=True)
 class InputSpec:
     """The network's input: its kind and, when known, its shape."""
@@ -350,6 +390,8 @@ class Program:
     doc: str = ""
     blocks: tuple[str, ...] = ()
     file: str = field(default="<string>", compare=False)
+    #: Constraints on costs (`macs <= 2_000_000`), checked on priced points.
+    cost_constraints: tuple[CostConstraint, ...] = ()
 
     @property
     def searchable(self) -> tuple[Parameter, ...]:

@@ -252,11 +252,13 @@ class TimeDistributed(Stmt):
 
 @dataclass(frozen=True, slots=True)
 class Constraint(Stmt):
-    """`constraint left OP right` between parameters."""
+    """`constraint left OP right` between parameters and costs, maybe with a unit."""
 
     left: Expr
     op: str
     right: Expr
+    #: `KB`, `ms`, ...: the unit the constraint's costs are counted in.
+    unit: str | None = None
 
 
 Statement = Union[

@@ -295,6 +295,11 @@ def holds(constraint: ir.Constraint, program: ir.Program, point: Mapping[str, ir
     """True when a constraint is satisfied at a completed point."""
     left = value_of(constraint.left, program, point)
     right = value_of(constraint.right, program, point)
+    return compare(left, constraint.op, right)
+
+
+def compare(left: ir.Scalar, op: str, right: ir.Scalar) -> bool:
+    """`left op right` for two numbers, equality within `EPSILON`."""
     a, b = float(left), float(right)  # type: ignore[arg-type]
     return {
         "<=": a <= b + EPSILON,
@@ -303,7 +308,7 @@ def holds(constraint: ir.Constraint, program: ir.Program, point: Mapping[str, ir
         ">": a > b,
         "==": abs(a - b) <= EPSILON,
         "!=": abs(a - b) > EPSILON,
-    }[constraint.op]
+    }[op]
 
 
 def draw(domain: ir.Domain, rng: random.Random) -> ir.Scalar:

@@ -85,6 +85,7 @@ class Lowerer:
             doc=doc.strip(),
             blocks=tuple(self.unit.library.visible),
             file=module.file,
+            cost_constraints=tuple(self.stmts.cost_constraints),
         )
 
     def library_blocks(self) -> int:

@@ -24,7 +24,6 @@ from .declarations import Declarations
 from .messages import TYPE_WORDS, suggest
 from .scopes import Scope
 
-
 _ARGUMENTS = {1: "one argument", 2: "two arguments"}
 
 
@@ -49,6 +48,8 @@ class ExprLowerer:
         self.types: dict[str, str] = {}
         #: The facts of every operation built, by id.
         self.facts: dict[int, Facts] = {}
+        #: True while a constraint is lowered: only there do cost names (`macs`) resolve.
+        self.costs_allowed = False
 
     # --- values ---------------------------------------------------------------------------
 
@@ -178,6 +179,8 @@ class ExprLowerer:
             return constant(expr.value)
         if isinstance(expr, ir.ParamRef) and expr.name in self.decls.params:
             return interval_of(self.decls.params[expr.name].domain)
+        if isinstance(expr, ir.Builtin) and expr.name in ir.COSTS:
+            return Interval(0, math.inf)
         if isinstance(expr, ir.Builtin) and expr.name in ir.BUILTINS:
             return Interval(1, math.inf)  # the number of classes, a layer's input channels
         return UNBOUNDED
@@ -196,7 +199,7 @@ class ExprLowerer:
             binding = scope.env.lookup(first.name)
             if binding is not None:
                 return binding.expr
-            if first.name in ir.BUILTINS:
+            if first.name in ir.BUILTINS or (first.name in ir.COSTS and self.costs_allowed):
                 return ir.Builtin(first.name)
         top_level = not scope.prefix and not scope.stack
         if len(node.segments) > 1 or first.index is not None or top_level:
@@ -207,7 +210,10 @@ class ExprLowerer:
                     return ir.ParamRef(candidate)
         hint = "" if self.diags.crowded else suggest(
             node.text, scope.env.all_names() | set(ir.BUILTINS) | set(params)
+            | (set(ir.COSTS) if self.costs_allowed else set())
         )
+        if node.text in ir.COSTS:
+            hint = f" here: '{node.text}', a cost, has a value only in a constraint"
         self.diags.error(node.span, f"'{node.text}' is not defined{hint}")
         return None
 
@@ -224,7 +230,7 @@ class ExprLowerer:
         if isinstance(expr, ir.ParamRef):
             return params[expr.name].domain.type if expr.name in params else "any"
         if isinstance(expr, ir.Builtin):
-            return self.types.get(expr.name, "int")
+            return "float" if expr.name == "latency" else self.types.get(expr.name, "int")
         if isinstance(expr, ir.Neg):
             return self.type_of(expr.operand)
         operands = expr.args if isinstance(expr, ir.Func) else (expr.left, expr.right)

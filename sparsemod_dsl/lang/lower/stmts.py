@@ -43,6 +43,7 @@ class StmtLowerer:
         self.diags = decls.diags
         self.calls = CallLowerer(decls, exprs, self.body)
         self.constraints: list[ir.Constraint] = []
+        self.cost_constraints: list[ir.CostConstraint] = []
         #: How many structures the statement being lowered is nested in, blocks inlined.
         self.depth = 0
 
@@ -134,15 +135,38 @@ class StmtLowerer:
         return expr
 
     def constraint(self, stmt: s.Constraint, scope: Scope) -> None:
-        left = self.exprs.expr(stmt.left, scope)
-        right = self.exprs.expr(stmt.right, scope)
+        self.exprs.costs_allowed = True
+        try:
+            left = self.exprs.expr(stmt.left, scope)
+            right = self.exprs.expr(stmt.right, scope)
+        finally:
+            self.exprs.costs_allowed = False
         if left is None or right is None:
             return
         for side, node in ((left, stmt.left), (right, stmt.right)):
             if self.exprs.type_of(side) not in ("int", "float"):
                 self.diags.error(node.span, "constraints compare numbers")
                 return
-        self.constraints.append(ir.Constraint(left, stmt.op, right, stmt.span))
+        costs = {*ir.costs(left), *ir.costs(right)}
+        if not costs and stmt.unit is None:
+            self.constraints.append(ir.Constraint(left, stmt.op, right, stmt.span))
+        elif self.unit_fits(stmt, costs):
+            self.cost_constraints.append(
+                ir.CostConstraint(left, stmt.op, right, stmt.unit, stmt.span))
+
+    def unit_fits(self, stmt: s.Constraint, costs: set[str]) -> bool:
+        """True when a constraint's unit measures every cost it names (or it has none)."""
+        if stmt.unit is None:
+            return True
+        measure = ir.UNITS[stmt.unit][0]
+        wrong = sorted(c for c in costs if ir.COSTS[c][0] != measure)
+        if costs and not wrong:
+            return True
+        fitting = ", ".join(c for c, (m, _) in ir.COSTS.items() if m == measure)
+        what = (f"'{wrong[0]}' is not counted in {stmt.unit}" if wrong
+                else "this constraint names no cost")
+        self.diags.error(stmt.span, f"{what}: a constraint in {stmt.unit} is on {fitting}")
+        return False
 
     def repeat(self, stmt: s.Repeat, scope: Scope) -> list[ir.Node]:
         if not self.decls.check_name(stmt.name, stmt.span):
