@@ -25,7 +25,7 @@ KEYWORDS = frozenset(
     "constraint int float choice log step ordered default true false as".split()
 )
 JOINABLE_NAMES = ("batchnorm", "relu", "relu6")
-OPERATORS = ("+", "-", "*", "/", "//")
+OPERATORS = ("+", "-", "*", "/", "//", "**")
 COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 
 # Characters `str.splitlines` treats as line breaks (and other controls) are left

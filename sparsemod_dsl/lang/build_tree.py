@@ -313,6 +313,9 @@ class TreeBuilder(Transformer_NonRecursive):
     def floordiv(self, meta: Any, children: list) -> s.BinOp:
         return self.binop("//", meta, children)
 
+    def pow(self, meta: Any, children: list) -> s.BinOp:
+        return self.binop("**", meta, children)
+
     def neg(self, meta: Any, children: list) -> s.Neg:
         node = s.Neg(children[0], span=self.span(meta))
         return self.nest(node, children[0])

@@ -103,14 +103,32 @@ def pick(name: str, values: list[ArgValue]) -> ArgValue:
     return Interval(ir.FUNCTIONS[name]([x.lo]), ir.FUNCTIONS[name]([x.hi]))
 
 
+def _power(base: Interval, exponent: Interval) -> Interval:
+    """The values of `base ** exponent`: bounded by the corners where both are at least
+    0 (x ** y is monotone in each there), anything otherwise."""
+    if base.lo < 0 or exponent.lo < 0:
+        return UNBOUNDED
+
+    def corner(x: float, y: float) -> float:
+        try:
+            return float(x) ** float(y)
+        except OverflowError:
+            return math.inf
+
+    corners = [corner(x, y) for x in (base.lo, base.hi) for y in (exponent.lo, exponent.hi)]
+    return Interval(min(corners), max(corners))
+
+
 def _finite(interval: Interval) -> bool:
     return math.isfinite(interval.lo) and math.isfinite(interval.hi)
 
 
 def combine(op: str, left: ArgValue, right: ArgValue) -> ArgValue:
-    """The values of `left op right` (op in + - * / //)."""
+    """The values of `left op right` (op in + - * / // **)."""
     if not isinstance(left, Interval) or not isinstance(right, Interval):
         return UNBOUNDED
+    if op == "**":
+        return _power(left, right)
     if op == "+":
         return left + right
     if op == "-":

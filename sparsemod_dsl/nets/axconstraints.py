@@ -15,7 +15,7 @@ import math
 from ax.core.parameter_constraint import ParameterConstraint
 from ax.exceptions.core import UserInputError
 
-from ..lang import ir
+from ..lang import arith, ir
 
 #: (coefficient by Ax name, bound), standing for `sum(coeff * x) <= bound`.
 LinearForm = tuple[dict[str, float], float]
@@ -97,6 +97,11 @@ def _fold(expr: ir.BinOp | ir.Func, values: list[float]) -> LinearForm | None:
         return None
     if expr.op in ("+", "-"):
         return {}, a + b if expr.op == "+" else a - b
+    if expr.op == "**":
+        try:
+            return {}, float(arith.apply("**", a, b))
+        except arith.Fault:
+            return None
     return {}, a * b if expr.op == "*" else (a / b if expr.op == "/" else float(a // b))
 
 

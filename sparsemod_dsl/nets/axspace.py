@@ -319,7 +319,7 @@ def _describe_constraint(constraint: ir.Constraint, program: ir.Program) -> dict
     }
 
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "**": 3}
 _TIGHT = 3  # unary minus, atoms and calls
 
 
@@ -342,6 +342,10 @@ def show(expr: ir.Expr) -> str:
     if isinstance(expr, ir.Func):
         return f"{expr.name}({', '.join(show(a) for a in expr.args)})"
     left, right = show(expr.left), show(expr.right)
+    if expr.op == "**":  # an atom on the left, groups to the right
+        tight = isinstance(expr.left, (ir.BinOp, ir.Neg))
+        loose = isinstance(expr.right, ir.BinOp) and expr.right.op != "**"
+        return f"{f'({left})' if tight else left} ** {f'({right})' if loose else right}"
     if _rank(expr.left) < _rank(expr):
         left = f"({left})"
     if _rank(expr.right) <= _rank(expr):  # operators group to the left

@@ -10,6 +10,7 @@ against the exact functions on hypothesis-drawn values.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from helpers import at, src
@@ -17,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sparsemod_dsl.errors import ArchError, Diagnostic
-from sparsemod_dsl.lang import fmt, functions, infer, ir, loader, lower, parser
+from sparsemod_dsl.lang import arith, fmt, functions, infer, ir, loader, lower, parser
 from sparsemod_dsl.lang.compiler import compile_source
 from sparsemod_dsl.lang.lower.messages import suggest, typo_distance
 from sparsemod_dsl.lang.shapes import Interval
@@ -148,6 +149,51 @@ def test_function_errors(call: str, needle: str, message: str) -> None:
 def test_a_rounded_overflow_is_an_error() -> None:
     (d,) = errors(HEADER + "network {\n    conv2d(round(1e300), 3)\n" + TAIL)
     assert "integer overflow" in d.message
+
+
+# --- powers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("2 ** 3", 8), ("2 ** 3 ** 2", 512), ("-2 ** 2", -4), ("(-2) ** 2", 4), ("2 * 3 ** 2", 18),
+     ("2.0 ** -1", 0.5), ("4 ** 0.5", 2.0), ("0 ** 0", 1)],
+)
+def test_power_binds_as_in_python(text: str, value: float) -> None:
+    prog = compiled(f"    x = {text}\n    conv2d(8, kernel = max(1, round(x + 0 * 1.0)))\n")
+    (layer,) = [x for x in ir.layers(prog.network) if x.op == "conv2d"]
+    assert point.value_of(layer.arg("kernel").args[1].args[0].left, prog, {}) == value  # type: ignore
+    assert fmt.format_value(parser.parse(f"network {{ x = {text} }}").items[0].body.stmts[0].value
+                            ) == text.replace("(-2) ** 2", "(-2) ** 2")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "fault"),
+    [(2, -1, "negative power of an int"), (10, 20, "beyond 2**53"), (-8.0, 0.5, "not a real"),
+     (0.0, -1.0, "division by zero"), (10.0, 400.0, "out of range")],
+)
+def test_power_faults(a: float, b: float, fault: str) -> None:
+    with pytest.raises(arith.Fault, match=re.escape(fault)):
+        arith.power(a, b)
+
+
+@given(data=st.data())
+def test_power_interval_bounds_hold(data: st.DataObject) -> None:
+    lo, hi = data.draw(st.tuples(st.floats(0, 50), st.floats(0, 50)).map(sorted))
+    elo, ehi = data.draw(st.tuples(st.floats(0, 8), st.floats(0, 8)).map(sorted))
+    x, y = data.draw(st.floats(lo, hi)), data.draw(st.floats(elo, ehi))
+    bounds = infer.combine("**", Interval(lo, hi), Interval(elo, ehi))
+    assert isinstance(bounds, Interval)
+    assert bounds.lo * (1 - 1e-9) <= x**y <= bounds.hi * (1 + 1e-9)
+
+
+def test_a_power_out_of_range_everywhere_is_an_error() -> None:
+    (d,) = errors(HEADER + "network {\n    conv2d(8, kernel = 2 ** 60)\n" + TAIL)
+    assert "integer overflow" in d.message
+    text = HEADER + "network {\n    repeat r = 2 as i {\n conv2d(8, 2 ** (i - 3))\n}\n" + TAIL
+    (d,) = errors(text)
+    assert "a negative power of an int" in d.message
+    assert (d.span.line, d.span.column) == at(text, "i - 3)")
 
 
 # --- the repeat index ------------------------------------------------------------------------

@@ -50,7 +50,8 @@ SEQUENCE = compile_source(src("""
     network {
         repeat layer = int[1..3] as i {
             taps = choice[3, 5, 9]
-            conv1d(filters = 4 * i, kernel = min(taps, in_length), padding = "valid") relu
+            conv1d(filters = 2 ** (i + 1), kernel = min(taps, in_length), padding = "valid",
+                   stride = 2 ** max(0, i - 2)) relu
         }
         global_avg_pool
         linear(classes)

@@ -95,6 +95,8 @@ class ExprLowerer:
             return None
         if not (self.numeric(left, node.left.span) and self.numeric(right, node.right.span)):
             return None
+        if node.op == "**" and not self.exponent(left, right, node.right):
+            return None
         if node.op in ("/", "//") and self.values(right) == Interval.of(0):
             where = "" if isinstance(node.right, s.Number) else (
                 ": the divisor is 0 at every point of the space")
@@ -124,6 +126,16 @@ class ExprLowerer:
         if node.name == "make_divisible" and not self.divisor(args[1], node.args[1]):  # type: ignore[arg-type]
             return None
         return self.checked(ir.Func(node.name, tuple(args)), node)  # type: ignore[arg-type]
+
+    def exponent(self, base: ir.Expr, exponent: ir.Expr, node: s.Expr) -> bool:
+        """False, with an error, for an int raised to a power below 0 at every point."""
+        values = self.values(exponent)
+        ints = self.type_of(base) == "int" and self.type_of(exponent) == "int"
+        if ints and isinstance(values, Interval) and values.hi < 0:
+            self.diags.error(node.span, "a negative power of an int at every point of the "
+                             "space: make the base a float (2.0 ** -1 is 0.5)")
+            return False
+        return True
 
     def divisor(self, expr: ir.Expr, node: s.Expr) -> bool:
         """True when `make_divisible`'s divisor is an int that can be at least 1."""
