@@ -148,14 +148,16 @@ class ExactStrategy(Strategy):
         priced: dict[str, Priced] = {}
         try:
             drawn = sample(self.program, self.pool_size.random, rng.randrange(2**31))
-        except PointError:  # constraints too tight for random draws: repair draws instead
-            try:
-                drawn = find(self.program, self.pool_size.random, rng.randrange(2**31),
-                             self._accept, draws=4)
-            except PointError as error:
-                self.last_rejection = str(error)
-                drawn = []
+        except PointError as error:  # constraints too tight for random draws
+            self.last_rejection = str(error)
+            drawn = []
         self._feasible(drawn, taken, priced)
+        if len(taken) < n:  # feasible points are rare: repair random draws into them
+            try:
+                found = find(self.program, n, rng.randrange(2**31), self._accept, REPAIR_DRAWS)
+            except PointError:  # the last pricing's reason stays the one to report
+                found = []
+            self._feasible(found, taken, priced)
         self._fit()
         for _ in range(self.pool_size.rounds):
             if not taken:

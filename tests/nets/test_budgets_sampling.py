@@ -212,3 +212,15 @@ def test_check_warns_when_few_random_points_are_valid(capsys: pytest.CaptureFixt
     survey = sampling.survey(compile_source(RARE), draws=300)
     assert survey.fraction < 0.1 and survey.warning() is not None
     assert sampling.survey(compile_source(SPACE), draws=50).warning() is None
+
+
+def test_candidate_pools_find_points_under_a_tight_budget() -> None:
+    """10 of 500 random points cost under 12,000 MACs: the 64 random candidates of the
+    fast pool hold about one, the repaired draws fill the batch."""
+    prog = compile_source(SPACE.replace("800_000", "12_000"), "b.arch")
+    pricer = Pricer(prog, TARGET, "int8", False)
+    strategy = make_strategy("exact", prog, ["flash", "ram"], pricer, 3, fast=True)
+    assert isinstance(strategy, ExactStrategy)
+    points = strategy.propose(4)
+    assert len(points) == 4
+    assert all(pricer.price(pt).reason is None for pt in points)
