@@ -224,3 +224,21 @@ def test_candidate_pools_find_points_under_a_tight_budget() -> None:
     points = strategy.propose(4)
     assert len(points) == 4
     assert all(pricer.price(pt).reason is None for pt in points)
+
+
+def test_sparsemodc_cost_says_whether_the_cost_constraints_hold(
+        capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    import os
+
+    os.chdir(str(tmp_path))
+    with open("b.arch", "w") as file:
+        file.write(SPACE)
+    with open("small.json", "w") as file:
+        json.dump({"block": 1, "block[1].filters": 8, "block[1].conv2d.kernel": 1}, file)
+    code, out, _ = run_cli(capsys, "cost", "b.arch", "--target", "stm32f446",
+                           "--params", "small.json")
+    assert code == 0 and "cost constraints: all hold" in out
+    code, out, _ = run_cli(capsys, "cost", "b.arch", "--target", "stm32f446", "--json")
+    report = json.loads(out)
+    assert report["cost_constraint"] is None or "cost constraint at line" in report[
+        "cost_constraint"]
