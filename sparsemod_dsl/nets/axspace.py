@@ -284,11 +284,19 @@ def to_ax(point: Mapping[str, object], program: ir.Program,
 
 
 def describe(program: ir.Program) -> dict[str, list[dict[str, Any]]]:
-    """The JSON-ready search space for `sparsemodc compile --emit searchspace`."""
-    return {
+    """The JSON-ready search space for `sparsemodc compile --emit searchspace`; cost
+    constraints, which Ax never sees, are listed apart when there are any."""
+    kept = filters(program)
+    out: dict[str, list[dict[str, Any]]] = {
         "parameters": [_describe_parameter(p) for p in program.parameters],
-        "constraints": [_describe_constraint(c, program) for c in program.constraints],
+        "constraints": [_describe_constraint(c, program, c not in kept)
+                        for c in program.constraints],
     }
+    if program.cost_constraints:
+        out["cost_constraints"] = [
+            {"expression": f"{show(c.left)} {c.op} {show(c.right)}"
+             + ("" if c.unit is None else f" {c.unit}")} for c in program.cost_constraints]
+    return out
 
 
 def _describe_parameter(param: ir.Parameter) -> dict[str, Any]:
@@ -309,9 +317,10 @@ def _describe_parameter(param: ir.Parameter) -> dict[str, Any]:
     return out
 
 
-def _describe_constraint(constraint: ir.Constraint, program: ir.Program) -> dict[str, Any]:
+def _describe_constraint(constraint: ir.Constraint, program: ir.Program, given: bool
+                         ) -> dict[str, Any]:
+    """A constraint, whether it is linear, and the inequality Ax is `given` (None: a filter)."""
     form = linear_form(constraint, program)
-    given = form is not None and ax_constraint(form) is not None
     return {
         "expression": f"{show(constraint.left)} {constraint.op} {show(constraint.right)}",
         "linear": form is not None,
