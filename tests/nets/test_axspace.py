@@ -420,4 +420,9 @@ def test_describe_entries() -> None:
     }
     linear = [c["linear"] for c in described["constraints"]]
     assert linear == [True, False, False, False, True, False]
-    assert all((c["ax"] is None) != c["linear"] for c in described["constraints"])
+    # every constraint of this space reads a parameter that may be absent: all are filters
+    assert all(c["ax"] is None for c in described["constraints"])
+    source = (ROOT / "examples/quickstart.arch").read_text()
+    described = axspace.describe(compiler.compile_source(
+        source + "constraint 2 * train.prune_threshold <= 1.5\n"))
+    assert described["constraints"][0]["ax"] == "2.0*train__prune_threshold <= 1.5"
