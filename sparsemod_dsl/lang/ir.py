@@ -305,18 +305,23 @@ def layers(tree: tuple[Node, ...]) -> Iterator[Layer]:
     return (node for node in nodes(tree) if isinstance(node, Layer))
 
 
-def references(expr: Expr) -> Iterator[str]:
-    """Names of the parameters an expression reads."""
-    if isinstance(expr, ParamRef):
-        yield expr.name
-    elif isinstance(expr, Neg):
-        yield from references(expr.operand)
+def leaves(expr: Expr) -> Iterator[Const | ParamRef | Builtin]:
+    """The constants and names of an expression, left to right."""
+    if isinstance(expr, Neg):
+        yield from leaves(expr.operand)
     elif isinstance(expr, BinOp):
-        yield from references(expr.left)
-        yield from references(expr.right)
+        yield from leaves(expr.left)
+        yield from leaves(expr.right)
     elif isinstance(expr, Func):
         for arg in expr.args:
-            yield from references(arg)
+            yield from leaves(arg)
+    else:
+        yield expr
+
+
+def references(expr: Expr) -> Iterator[str]:
+    """Names of the parameters an expression reads."""
+    return (leaf.name for leaf in leaves(expr) if isinstance(leaf, ParamRef))
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,16 +362,8 @@ class CostConstraint:
 
 def costs(expr: Expr) -> Iterator[str]:
     """Names of the costs an expression reads."""
-    if isinstance(expr, Builtin) and expr.name in COSTS:
-        yield expr.name
-    elif isinstance(expr, Neg):
-        yield from costs(expr.operand)
-    elif isinstance(expr, BinOp):
-        yield from costs(expr.left)
-        yield from costs(expr.right)
-    elif isinstance(expr, Func):
-        for arg in expr.args:
-            yield from costs(arg)
+    return (leaf.name for leaf in leaves(expr)
+            if isinstance(leaf, Builtin) and leaf.name in COSTS)
 
 
 @dataclass(frozen=True, slots=True)
