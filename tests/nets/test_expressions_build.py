@@ -129,3 +129,28 @@ def test_the_width_multiplier_gives_the_mobilenet_widths() -> None:
 def test_the_ax_space_holds_only_parameters() -> None:
     names = {p.name for p in search_space(IMAGE).parameters.values()}
     assert "width" in names and not any("in_height" in n or n == "i" for n in names)
+
+
+@pytest.mark.parametrize("name", [*SPACES])
+def test_mutated_points_build_and_inherit_the_parents_weights(name: str) -> None:
+    """Morphisms change parameters; derived widths and shrunk kernels follow, and the
+    child keeps every tensor of the parent that exists in it (whole or overlapping)."""
+    import random
+
+    from sparsemod_dsl.nets.morph import inherit, mutate
+
+    prog = SPACES[name]
+    rng = random.Random(5)
+    children = 0
+    for parent_point in _points(prog)[:6]:
+        mutation = mutate(prog, parent_point, rng)
+        if mutation is None:
+            continue
+        parent, child = build(prog, parent_point), build(prog, mutation.point)
+        shared = set(parent.state_dict()) & set(child.state_dict())
+        assert inherit(child, parent.state_dict()) >= len(shared) > 0
+        x = batch(prog, mutation.point, n=2)
+        with torch.no_grad():
+            assert child.eval()(x).shape == (2, prog.classes)
+        children += 1
+    assert children >= 3
