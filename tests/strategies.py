@@ -22,10 +22,10 @@ from sparsemod_dsl.lang import syntax as s
 
 KEYWORDS = frozenset(
     "arch import train network block repeat choose optional residual time_distributed "
-    "constraint int float choice log step ordered default true false".split()
+    "constraint int float choice log step ordered default true false as".split()
 )
 JOINABLE_NAMES = ("batchnorm", "relu", "relu6")
-OPERATORS = ("+", "-", "*", "/", "//")
+OPERATORS = ("+", "-", "*", "/", "//", "**")
 COMPARISONS = ("<", "<=", ">", ">=", "==", "!=")
 
 # Characters `str.splitlines` treats as line breaks (and other controls) are left
@@ -197,7 +197,7 @@ def _compound_statements(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any
     alternatives = st.lists(_stmt(s.Alternative, names, bodies | plain), max_size=3)
     default = st.none() | literals()
     return st.one_of(
-        _stmt(s.Repeat, names, values(), bodies),
+        _stmt(s.Repeat, names, values(), bodies, st.none() | names),
         _stmt(s.Choose, names, alternatives.map(tuple), default, st.just(()) | comment_lists),
         _stmt(s.Optional, names, bodies, default),
         _stmt(s.Residual, bodies, st.just(()) | _residual_args, st.none() | names),

@@ -47,15 +47,22 @@ def _cost(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_ERRORS
     space, params = loaded
+    from ..nets.budgets import failing_cost_constraint  # noqa: PLC0415
+
     report = cost.cost(space.program, params, target, args.quant, args.sparse_weights)
     fit = cost.fit(report, target)
+    broken = failing_cost_constraint(space.program, params, report)
     measured = _measure(space, params, args.quant) if args.measure else None
     if args.json:
         extra = {"measured": dataclasses.asdict(measured)} if measured else {}
+        if space.program.cost_constraints:
+            extra["cost_constraint"] = broken
         print(json.dumps({**dataclasses.asdict(report), "fit": dataclasses.asdict(fit), **extra},
                          indent=1))
         return EXIT_OK
     print(cost_summary(args.file, space.name, report, fit, target))
+    if space.program.cost_constraints:
+        print(f"cost constraints: {'all hold' if broken is None else broken}")
     if measured is not None:
         rows = [(what, f"{predicted:,}", f"{truth:,}", f"{(predicted - truth) / truth:+.1%}")
                 for what, predicted, truth in (

@@ -34,7 +34,20 @@ def _check(args: argparse.Namespace) -> int:
             status = EXIT_ERRORS
             continue
         print(summary(file, checked))
+        warning = rare_valid_points(checked)
+        if warning is not None:
+            print(f"{file}: warning: {warning}", file=sys.stderr)
     return status
+
+
+def rare_valid_points(checked: Checked) -> str | None:
+    """A warning when under 10% of random points of a checked space can be built."""
+    program = checked.program
+    if program is None or input_shape(program, SpaceEvaluator(program)) is None:
+        return None
+    from ..nets.sampling import survey  # noqa: PLC0415  (no torch: point, lang only)
+
+    return survey(program, draws=100).warning()
 
 
 def summary(file: str, checked: Checked) -> str:
@@ -52,7 +65,8 @@ def summary(file: str, checked: Checked) -> str:
         f"{file}: ok: arch {program.name}: "
         f"{_count(len(program.searchable), 'searchable parameter')}"
         f"{f' (+{fixed} fixed)' if fixed else ''}, {_count(len(program.blocks), 'block')}, "
-        f"{_count(len(program.constraints), 'constraint')}; {shapes}"
+        f"{_count(len(program.constraints) + len(program.cost_constraints), 'constraint')}; "
+        f"{shapes}"
     )
 
 

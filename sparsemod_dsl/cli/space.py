@@ -61,9 +61,16 @@ def _sample(args: argparse.Namespace) -> int:
 
     space = compile_file(args.file, args.input, args.classes)
     if args.valid:
-        points = [p for p in space.sample(args.n * 20, args.seed) if space.validate(p)][: args.n]
+        from ..nets.point import PointError  # noqa: PLC0415
+        from ..nets.sampling import DRAWS_PER_POINT, find  # noqa: PLC0415
+
+        try:
+            points = find(space.program, args.n, args.seed)
+        except PointError as error:
+            raise UsageError(str(error)) from None
         if len(points) < args.n:
-            raise UsageError(f"only {len(points)} of {args.n * 20} random points can be built")
+            raise UsageError(f"only {len(points)} different points of {args.n} could be built "
+                             f"in {args.n * DRAWS_PER_POINT} repaired random draws")
     else:
         points = space.sample(args.n, args.seed)
     for point in points:

@@ -61,8 +61,10 @@ def short(value: int) -> str:
 
 
 def apply(op: str, left: object, right: object) -> int | float:
-    """`left op right` for op in + - * / //, within range."""
+    """`left op right` for op in + - * / // **, within range."""
     a, b = number(left), number(right)
+    if op == "**":
+        return power(a, b)
     if op == "+":
         return _within(a + b)
     if op == "-":
@@ -73,6 +75,26 @@ def apply(op: str, left: object, right: object) -> int | float:
         raise Fault("division by zero")
     # Both operands are within range: only a float quotient can overflow (to inf).
     return _within(a / b if op == "/" else a // b)
+
+
+def power(a: int | float, b: int | float) -> int | float:
+    """`a ** b`: an int for ints (a negative exponent of an int is a fault: write 2.0),
+    a float otherwise; a result beyond the range, or not real, is a fault."""
+    if isinstance(a, int) and isinstance(b, int):
+        if b < 0:
+            raise Fault(f"{a} ** {b}: a negative power of an int (write {a}.0 ** {b})")
+        if abs(a) > 1 and b * math.log2(abs(a)) > 54:
+            raise Fault(f"{a} ** {b} is beyond 2**53")
+        return _within(a**b)
+    if a == 0 and b < 0:
+        raise Fault("division by zero")
+    try:
+        result = float(a) ** float(b)
+    except OverflowError:
+        raise Fault(f"{a} ** {b} is out of range") from None
+    if isinstance(result, complex):
+        raise Fault(f"{a} ** {b} is not a real number")
+    return _within(result)
 
 
 def exact(expr: ir.Expr, leaf: Callable[[ir.ParamRef | ir.Builtin], ir.Scalar]) -> ir.Scalar:
@@ -89,5 +111,8 @@ def exact(expr: ir.Expr, leaf: Callable[[ir.ParamRef | ir.Builtin], ir.Scalar]) 
         return -number(exact(expr.operand, leaf))
     if isinstance(expr, ir.Func):
         values = [number(exact(a, leaf)) for a in expr.args]
-        return ir.FUNCTIONS[expr.name](values)
+        try:
+            return checked(ir.FUNCTIONS[expr.name](values))
+        except ValueError as error:
+            raise Fault(str(error)) from None
     return apply(expr.op, exact(expr.left, leaf), exact(expr.right, leaf))

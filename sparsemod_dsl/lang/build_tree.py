@@ -171,11 +171,31 @@ class TreeBuilder(Transformer_NonRecursive):
         return s.Arg(None if name is None else str(name), value, span=self.span(meta))
 
     def repeat(self, meta: Any, children: list) -> s.Repeat:
-        name, count, body = children
-        return s.Repeat(str(name), count, body, span=self.span(meta))
+        name, count, index, body = children
+        return s.Repeat(str(name), count, body, None if index is None else str(index),
+                        span=self.span(meta))
+
+    def structure_name(self, label: Token | None, name: Token | None, meta: Any,
+                       keyword: str) -> str:
+        """The name of a `choose` or `optional`: written after the keyword, or as a label."""
+        if label is not None and name is not None:
+            self.diagnostics.error(
+                self.tspan(name),
+                f"this {keyword} is named twice, '{label}' and '{name}': write "
+                f"`{keyword} {name} {{` or `{name}: {keyword} {{`",
+            )
+        elif label is None and name is None:
+            self.diagnostics.error(
+                self.span(meta),
+                f"{'an' if keyword == 'optional' else 'a'} {keyword} needs a name: "
+                f"`{keyword} NAME {{ ... }}` or "
+                f"`NAME: {keyword} {{ ... }}`",
+            )
+        return str(name or label or "")
 
     def choose(self, meta: Any, children: list) -> s.Choose:
-        name, default, *alternatives = children
+        label, name, default, *alternatives = children
+        name = self.structure_name(label, name, meta, "choose")
         span = self.span(meta)
         found = [a for a in alternatives if a is not None]
         found, trailing = self.comments.attach(found, span)
@@ -196,7 +216,8 @@ class TreeBuilder(Transformer_NonRecursive):
         return s.Alternative(str(name), s.Body(tuple(items), span=inner), span=self.span(meta))
 
     def optional(self, meta: Any, children: list) -> s.Optional:
-        name, default, body = children
+        label, name, default, body = children
+        name = self.structure_name(label, name, meta, "optional")
         return s.Optional(
             str(name), body, None if default is None else default.value, span=self.span(meta)
         )
@@ -210,8 +231,9 @@ class TreeBuilder(Transformer_NonRecursive):
         return s.TimeDistributed(children[0], span=self.span(meta))
 
     def constraint(self, meta: Any, children: list) -> s.Constraint:
-        left, op, right = children
-        return s.Constraint(left, str(op), right, span=self.span(meta))
+        left, op, right, unit = children
+        return s.Constraint(left, str(op), right, None if unit is None else str(unit),
+                            span=self.span(meta))
 
     # domains
 
@@ -305,6 +327,9 @@ class TreeBuilder(Transformer_NonRecursive):
     def floordiv(self, meta: Any, children: list) -> s.BinOp:
         return self.binop("//", meta, children)
 
+    def pow(self, meta: Any, children: list) -> s.BinOp:
+        return self.binop("**", meta, children)
+
     def neg(self, meta: Any, children: list) -> s.Neg:
         node = s.Neg(children[0], span=self.span(meta))
         return self.nest(node, children[0])
@@ -361,7 +386,7 @@ class TreeBuilder(Transformer_NonRecursive):
 
     def integer(self, token: Token) -> int:
         text = str(token)
-        if len(text) > 16 or int(text) > MAX_INT:
+        if len(text.replace("_", "")) > 16 or int(text) > MAX_INT:
             self.diagnostics.error(
                 self.tspan(token), f"integer {text[:20]}{'...' if len(text) > 20 else ''} "
                 f"is too large (at most 2**53)"

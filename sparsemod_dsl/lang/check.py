@@ -51,7 +51,7 @@ def used_parameters(program: ir.Program) -> set[str]:
         elif isinstance(node, (ir.Choose, ir.Optional)):
             used.add(node.param)
     used.update(name for name in program.input.searched if name is not None)
-    for constraint in program.constraints:
+    for constraint in (*program.constraints, *program.cost_constraints):
         used.update(ir.references(constraint.left))
         used.update(ir.references(constraint.right))
     return used

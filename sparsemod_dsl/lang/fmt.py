@@ -20,7 +20,7 @@ MAX_LINE = 88
 JOINABLE = frozenset({"batchnorm", "relu", "relu6", "softmax"})
 
 _INDENT = "    "
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "**": 3}
 _NEG_PRECEDENCE = 3
 _ATOM_PRECEDENCE = 4
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
@@ -70,6 +70,10 @@ def _parenthesize(expr: s.Expr, needed: bool) -> str:
 
 
 def _binop(node: s.BinOp) -> str:
+    if node.op == "**":  # an atom on the left; on the right an atom, a power or a minus
+        left = _parenthesize(node.left, _precedence(node.left) < _ATOM_PRECEDENCE)
+        right = _parenthesize(node.right, _precedence(node.right) < _NEG_PRECEDENCE)
+        return f"{left} ** {right}"
     own = _PRECEDENCE[node.op]
     left = _parenthesize(node.left, _precedence(node.left) < own)
     right = _parenthesize(node.right, _precedence(node.right) <= own)
@@ -77,7 +81,8 @@ def _binop(node: s.BinOp) -> str:
 
 
 def _neg(node: s.Neg) -> str:
-    return "-" + _parenthesize(node.operand, isinstance(node.operand, s.BinOp))
+    power = isinstance(node.operand, s.BinOp) and node.operand.op == "**"
+    return "-" + _parenthesize(node.operand, isinstance(node.operand, s.BinOp) and not power)
 
 
 def _func(node: s.Func) -> str:
@@ -274,7 +279,8 @@ def _block_def(node: s.BlockDef, depth: int) -> list[str]:
 
 def _constraint(node: s.Constraint, depth: int) -> list[str]:
     left, right = format_value(node.left), format_value(node.right)
-    return _line(f"constraint {left} {node.op} {right}", depth)
+    unit = "" if node.unit is None else f" {node.unit}"
+    return _line(f"constraint {left} {node.op} {right}{unit}", depth)
 
 
 def _choose(node: s.Choose, depth: int) -> list[str]:
@@ -301,7 +307,9 @@ _STATEMENTS: dict[type, Callable[[Any, int], list[str]]] = {
     s.Constraint: _constraint,
     s.Param: lambda n, d: _line(_binding(n.name, n.value), d),
     s.Call: lambda n, d: _line(_call(n), d),
-    s.Repeat: lambda n, d: _body(f"repeat {n.name} = {format_value(n.count)}", n.body, d),
+    s.Repeat: lambda n, d: _body(
+        f"repeat {n.name} = {format_value(n.count)}" + (f" as {n.index}" if n.index else ""),
+        n.body, d),
     s.Choose: _choose,
     s.Alternative: _alternative,
     s.Optional: lambda n, d: _body(f"optional {n.name}{_default(n.default)}", n.body, d),

@@ -10,6 +10,7 @@ builds, and why not.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
@@ -30,8 +31,9 @@ from .shapes import UNBOUNDED, Interval, Shape
 class Evaluator(Protocol):
     """How inference sees values and structure."""
 
-    def value(self, expr: ir.Expr, channels: Interval) -> ArgValue:
-        """The value(s) of an expression; `channels` is the layer's input channels."""
+    def value(self, expr: ir.Expr, channels: Interval, shape: Shape | None = None) -> ArgValue:
+        """The value(s) of an expression; `channels` is the layer's input channels,
+        `shape` its input shape (for `in_height`, ...: None outside a layer's arguments)."""
         ...
 
     def counts(self, node: ir.Repeat) -> range:
@@ -85,17 +87,56 @@ def negate(operand: ArgValue) -> ArgValue:
 
 
 def pick(name: str, values: list[ArgValue]) -> ArgValue:
-    """The values of `min(...)` or `max(...)` of the given values."""
+    """The values of a function (`min`, `round`, `make_divisible`, ...) of the given values.
+
+    Every function is non-decreasing in its first argument, so the ends of the interval
+    come from the ends of the arguments; `make_divisible` with a divisor that varies is
+    bounded by max(d, 0.9x) below and max(d, x + d) above.
+    """
     if not all(isinstance(v, Interval) for v in values):
         return UNBOUNDED
-    choose = ir.FUNCTIONS[name]
-    return Interval(choose(v.lo for v in values), choose(v.hi for v in values))  # type: ignore
+    intervals: list[Interval] = values  # type: ignore[assignment]
+    if name in ("min", "max"):
+        choose = ir.FUNCTIONS[name]
+        return Interval(choose([v.lo for v in intervals]), choose([v.hi for v in intervals]))
+    if name == "make_divisible":
+        x, d = intervals
+        if d.lo < 1 or isinstance(d.lo, float) or not (d.exact and _finite(x)):
+            return Interval(max(d.lo, 0.9 * x.lo), max(d.hi, x.hi + d.hi))
+        return Interval(*(ir.FUNCTIONS[name]([end, d.lo]) for end in (x.lo, x.hi)))
+    (x,) = intervals
+    if not _finite(x):
+        return Interval(math.floor(x.lo) if math.isfinite(x.lo) else x.lo,
+                        math.ceil(x.hi) if math.isfinite(x.hi) else x.hi)
+    return Interval(ir.FUNCTIONS[name]([x.lo]), ir.FUNCTIONS[name]([x.hi]))
+
+
+def _power(base: Interval, exponent: Interval) -> Interval:
+    """The values of `base ** exponent`: bounded by the corners where both are at least
+    0 (x ** y is monotone in each there), anything otherwise."""
+    if base.lo < 0 or exponent.lo < 0:
+        return UNBOUNDED
+
+    def corner(x: float, y: float) -> float:
+        try:
+            return float(x) ** float(y)
+        except OverflowError:
+            return math.inf
+
+    corners = [corner(x, y) for x in (base.lo, base.hi) for y in (exponent.lo, exponent.hi)]
+    return Interval(min(corners), max(corners))
+
+
+def _finite(interval: Interval) -> bool:
+    return math.isfinite(interval.lo) and math.isfinite(interval.hi)
 
 
 def combine(op: str, left: ArgValue, right: ArgValue) -> ArgValue:
-    """The values of `left op right` (op in + - * / //)."""
+    """The values of `left op right` (op in + - * / // **)."""
     if not isinstance(left, Interval) or not isinstance(right, Interval):
         return UNBOUNDED
+    if op == "**":
+        return _power(left, right)
     if op == "+":
         return left + right
     if op == "-":
@@ -117,12 +158,14 @@ class SpaceEvaluator:
     def __post_init__(self) -> None:
         self.domains = {p.name: p.domain for p in self.program.parameters}
 
-    def value(self, expr: ir.Expr, channels: Interval) -> ArgValue:
+    def value(self, expr: ir.Expr, channels: Interval, shape: Shape | None = None) -> ArgValue:
         def leaf(node: ir.ParamRef | ir.Builtin) -> ArgValue:
             if isinstance(node, ir.ParamRef):
                 return interval_of(self.domains[node.name])
             if node.name == "in_channels":
                 return channels
+            if node.name in ir.SPATIAL:
+                return Interval(1, float("inf")) if shape is None else spatial(node.name, shape)
             if node.name == "classes" and self.program.classes is not None:
                 return Interval.of(self.program.classes)
             return Interval(1, float("inf"))
@@ -139,6 +182,19 @@ class SpaceEvaluator:
 
     def presence(self, node: ir.Optional) -> Iterable[bool]:
         return (False, True)
+
+
+def spatial(name: str, shape: Shape) -> Interval:
+    """The size `in_height`, `in_width` or `in_length` names in a layer's input `shape`.
+
+    Raises:
+        arith.Fault: the input is not of the kind that has this size.
+    """
+    kind, index = ir.SPATIAL[name]
+    if shape.kind != kind:
+        raise arith.Fault(f"'{name}' is a size of {KIND_WORDS[kind]}, but the layer's input "
+                          f"here is {KIND_WORDS[shape.kind]} ({shape})")
+    return shape.dims[index]
 
 
 @dataclass(frozen=True)
@@ -325,7 +381,7 @@ def _arg_value(op: str, arg: ArgSpec, expr: ir.Expr, shape: Shape,
                evaluator: Evaluator) -> ArgValue:
     """The legal values of one argument (or one side of a pair) of a layer."""
     try:
-        value = legal(evaluator.value(expr, shape.channels), arg)
+        value = legal(evaluator.value(expr, shape.channels, shape), arg)
     except arith.Fault as fault:  # only at a point: a space has intervals
         raise LayerError(f"'{op}' argument '{arg.name}' cannot be computed: "
                          f"{fault.message}", arg.name) from None

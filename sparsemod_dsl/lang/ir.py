@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Union
 
 from ..errors import NO_SPAN, Span
+from . import functions
 
 Scalar = Union[int, float, str, bool]
 
@@ -197,7 +198,7 @@ class Neg:
 
 @dataclass(frozen=True, slots=True)
 class Func:
-    """A built-in function of numbers: `min` or `max`."""
+    """A built-in function of numbers: `min`, `max`, `round`, `make_divisible`, ..."""
 
     name: str
     args: tuple["Expr", ...]
@@ -221,10 +222,18 @@ class Pair:
 #: What a layer argument is bound to: an expression, or a pair of them.
 ArgExpr = Union[Expr, Pair]
 
-FUNCTIONS = {"min": min, "max": max}
+#: Each function's Python implementation, taking the list of its argument values.
+FUNCTIONS = {name: impl for name, (impl, _, _) in functions.FUNCTIONS.items()}
 
 BUILTINS = {"classes": "the number of classes", "in_channels": "channels of the layer's input",
             "outputs": "the size of the output vector (the classes of a classifier)"}
+#: The spatial sizes of a layer's input, by name: (kind, index into its dimensions).
+SPATIAL = {"in_height": ("image", 1), "in_width": ("image", 2), "in_length": ("sequence", 0)}
+BUILTINS |= {
+    "in_height": "height of the layer's input image",
+    "in_width": "width of the layer's input image",
+    "in_length": "steps of the layer's input sequence",
+}
 #: Built-in names that stand for another: `outputs` is `classes` under its general name.
 BUILTIN_ALIASES = {"outputs": "classes"}
 #: The losses a header may declare, and the heads they train.
@@ -325,21 +334,26 @@ def layers(tree: tuple[Node, ...]) -> Iterator[Layer]:
     return (node for node in nodes(tree) if isinstance(node, Layer))
 
 
-def references(expr: ArgExpr) -> Iterator[str]:
-    """Names of the parameters an expression (or both sides of a pair) reads."""
+def leaves(expr: ArgExpr) -> Iterator[Const | ParamRef | Builtin]:
+    """The constants and names of an expression (or both sides of a pair), left to right."""
     if isinstance(expr, Pair):
-        yield from references(expr.height)
-        yield from references(expr.width)
-    elif isinstance(expr, ParamRef):
-        yield expr.name
+        yield from leaves(expr.height)
+        yield from leaves(expr.width)
     elif isinstance(expr, Neg):
-        yield from references(expr.operand)
+        yield from leaves(expr.operand)
     elif isinstance(expr, BinOp):
-        yield from references(expr.left)
-        yield from references(expr.right)
+        yield from leaves(expr.left)
+        yield from leaves(expr.right)
     elif isinstance(expr, Func):
         for arg in expr.args:
-            yield from references(arg)
+            yield from leaves(arg)
+    else:
+        yield expr
+
+
+def references(expr: ArgExpr) -> Iterator[str]:
+    """Names of the parameters an expression (or both sides of a pair) reads."""
+    return (leaf.name for leaf in leaves(expr) if isinstance(leaf, ParamRef))
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +364,38 @@ class Constraint:
     op: str
     right: Expr
     span: Span = _span()
+
+
+#: The costs a constraint may name: what each measures, and its unit without one.
+COSTS = {
+    "macs": ("count", "multiply-accumulates of one inference"),
+    "params": ("count", "weights and biases as deployed (batch norm folded)"),
+    "flash": ("bytes", "bytes of the .tflite model"),
+    "ram": ("bytes", "bytes of TensorFlow Lite Micro's arena"),
+    "latency": ("time", "milliseconds of one inference on the target"),
+}
+#: Units of cost constraints: what they measure, and their size in bytes or milliseconds.
+UNITS = {"B": ("bytes", 1), "KB": ("bytes", 1024), "MB": ("bytes", 1024 * 1024),
+         "us": ("time", 0.001), "ms": ("time", 1), "s": ("time", 1000)}
+
+
+@dataclass(frozen=True, slots=True)
+class CostConstraint:
+    """`left op right` over costs (`Builtin` names in `COSTS`) and parameters, which the
+    search checks on each point's priced network before training it. Costs are counted
+    in `unit` (bytes and milliseconds without one)."""
+
+    left: Expr
+    op: str
+    right: Expr
+    unit: str | None = None
+    span: Span = _span()
+
+
+def costs(expr: Expr) -> Iterator[str]:
+    """Names of the costs an expression reads."""
+    return (leaf.name for leaf in leaves(expr)
+            if isinstance(leaf, Builtin) and leaf.name in COSTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +428,8 @@ class Program:
     #: What training minimises: "cross_entropy" (a classifier, `classes` outputs) or
     #: "mse" (regression or reconstruction: `output: vector(n)`, `classes` is then n).
     loss: str = "cross_entropy"
+    #: Constraints on costs (`macs <= 2_000_000`), checked on priced points.
+    cost_constraints: tuple[CostConstraint, ...] = ()
 
     @property
     def searchable(self) -> tuple[Parameter, ...]:

@@ -9,6 +9,7 @@ formatter can print them back.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import replace
 from functools import lru_cache
@@ -159,6 +160,9 @@ def _describe(error: UnexpectedInput, text: str, file: str) -> tuple[s.Span, str
             message = f"unexpected character {char!r}"
         return s.Span(file, line, column, line, column + 1), message
     if isinstance(error, UnexpectedToken):
+        labelled = _labelled_structure(text, line, column, file)
+        if labelled is not None:
+            return labelled
         token = error.token
         expected = sorted({_describe_terminal(t) for t in error.expected if t != "$END"})
         if "$END" in error.expected:
@@ -174,6 +178,28 @@ def _describe(error: UnexpectedInput, text: str, file: str) -> tuple[s.Span, str
     if isinstance(error, UnexpectedEOF):
         return s.Span(file, line, column, line, column + 1), "unexpected end of file"
     return s.Span(file, line, column, line, column + 1), str(error).splitlines()[0]
+
+
+_LABELLED = re.compile(r"\b([A-Za-z_]\w*)\s*:\s*(repeat|time_distributed)\b")
+
+
+def _labelled_structure(text: str, line: int, column: int, file: str
+                        ) -> tuple[s.Span, str] | None:
+    """The error of a label on `repeat` or `time_distributed` before the
+    error's position on its line, which Lark reports as a puzzling token after it."""
+    source = text.split("\n")[line - 1] if line <= text.count("\n") + 1 else ""
+    found = None
+    for found in _LABELLED.finditer(source[: column - 1]):
+        pass
+    if found is None:
+        return None
+    label, keyword = found.groups()
+    span = s.Span(file, line, found.start() + 1, line, found.end(1) + 2)
+    if keyword == "repeat":
+        return span, (f"a repeat is named after its keyword (`repeat {label} = COUNT {{`), "
+                      "not by a label")
+    return span, (f"a {keyword} takes no label: it has no parameter to name "
+                  f"(labels name layers, blocks, residuals, choose and optional); remove '{label}:'")
 
 
 def _offset(text: str, line: int, column: int) -> int:

@@ -217,6 +217,8 @@ class Repeat(Stmt):
     name: str
     count: Value
     body: Body
+    #: `as i`: the name of the instance's number (1, 2, ...) inside the body.
+    index: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +267,13 @@ class TimeDistributed(Stmt):
 
 @dataclass(frozen=True, slots=True)
 class Constraint(Stmt):
-    """`constraint left OP right` between parameters."""
+    """`constraint left OP right` between parameters and costs, maybe with a unit."""
 
     left: Expr
     op: str
     right: Expr
+    #: `KB`, `ms`, ...: the unit the constraint's costs are counted in.
+    unit: str | None = None
 
 
 Statement = Union[

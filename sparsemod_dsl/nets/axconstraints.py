@@ -15,7 +15,7 @@ import math
 from ax.core.parameter_constraint import ParameterConstraint
 from ax.exceptions.core import UserInputError
 
-from ..lang import ir
+from ..lang import arith, ir
 
 #: (coefficient by Ax name, bound), standing for `sum(coeff * x) <= bound`.
 LinearForm = tuple[dict[str, float], float]
@@ -88,12 +88,20 @@ def _affine(expr: ir.Expr, program: ir.Program, params: dict[str, ir.Parameter]
 def _fold(expr: ir.BinOp | ir.Func, values: list[float]) -> LinearForm | None:
     """A constant sub-expression's value (None for a division by zero)."""
     if isinstance(expr, ir.Func):
-        return {}, float(ir.FUNCTIONS[expr.name](values))
+        try:
+            return {}, float(ir.FUNCTIONS[expr.name](values))
+        except ValueError:  # make_divisible's divisor, made a float here
+            return None
     a, b = values
     if expr.op in ("/", "//") and b == 0:
         return None
     if expr.op in ("+", "-"):
         return {}, a + b if expr.op == "+" else a - b
+    if expr.op == "**":
+        try:
+            return {}, float(arith.apply("**", a, b))
+        except arith.Fault:
+            return None
     return {}, a * b if expr.op == "*" else (a / b if expr.op == "/" else float(a // b))
 
 

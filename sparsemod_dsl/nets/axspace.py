@@ -20,13 +20,13 @@ Two encodings of the same IR program:
 IR defaults are not passed to Ax: in Ax 1.3 a parameter with a `default_value`
 is *disabled* (fixed to it); `to_ax` fills missing values from them instead.
 
-Constraints linear in parameters that Ax models as non-log ranges become Ax
-`ParameterConstraint`s (in the hierarchical form only when all their parameters
-are always present; `axconstraints` finds them). Every other constraint is a *filter*: Ax does not know it,
-so its arms may violate it, and callers must check `filters(...)` with
-`point.failing_constraint` (or `point.validate`) before evaluating an arm. In
-the flat form Ax also applies its constraints to the values of inactive
-parameters.
+Constraints linear in parameters that Ax models as non-log ranges, all of them
+present at every point, become Ax `ParameterConstraint`s (`axconstraints` finds
+them). Every other constraint is a *filter*: Ax does not know it, so its arms may
+violate it, and callers must check `filters(...)` with `point.failing_constraint`
+(or `point.validate`) before evaluating an arm. A constraint over a parameter that
+may be inactive is always a filter: the language counts an inactive parameter as 0
+(`point.constraint_values`), which Ax, seeing every parameter's value, cannot do.
 """
 
 from __future__ import annotations
@@ -218,7 +218,9 @@ def _split(program: ir.Program, hierarchical: bool
     for constraint in program.constraints:
         form = linear_form(constraint, program)
         made = None if form is None else ax_constraint(form)
-        if made is not None and (not hierarchical or made.constraint_dict.keys() <= always):
+        # Only over parameters present at every point: in the flat form Ax would apply a
+        # constraint to the values of inactive parameters, which the language reads as 0.
+        if made is not None and made.constraint_dict.keys() <= always:
             for_ax.append(made)
         else:
             rest.append(constraint)
@@ -282,11 +284,19 @@ def to_ax(point: Mapping[str, object], program: ir.Program,
 
 
 def describe(program: ir.Program) -> dict[str, list[dict[str, Any]]]:
-    """The JSON-ready search space for `sparsemodc compile --emit searchspace`."""
-    return {
+    """The JSON-ready search space for `sparsemodc compile --emit searchspace`; cost
+    constraints, which Ax never sees, are listed apart when there are any."""
+    kept = filters(program)
+    out: dict[str, list[dict[str, Any]]] = {
         "parameters": [_describe_parameter(p) for p in program.parameters],
-        "constraints": [_describe_constraint(c, program) for c in program.constraints],
+        "constraints": [_describe_constraint(c, program, c not in kept)
+                        for c in program.constraints],
     }
+    if program.cost_constraints:
+        out["cost_constraints"] = [
+            {"expression": f"{show(c.left)} {c.op} {show(c.right)}"
+             + ("" if c.unit is None else f" {c.unit}")} for c in program.cost_constraints]
+    return out
 
 
 def _describe_parameter(param: ir.Parameter) -> dict[str, Any]:
@@ -307,9 +317,10 @@ def _describe_parameter(param: ir.Parameter) -> dict[str, Any]:
     return out
 
 
-def _describe_constraint(constraint: ir.Constraint, program: ir.Program) -> dict[str, Any]:
+def _describe_constraint(constraint: ir.Constraint, program: ir.Program, given: bool
+                         ) -> dict[str, Any]:
+    """A constraint, whether it is linear, and the inequality Ax is `given` (None: a filter)."""
     form = linear_form(constraint, program)
-    given = form is not None and ax_constraint(form) is not None
     return {
         "expression": f"{show(constraint.left)} {constraint.op} {show(constraint.right)}",
         "linear": form is not None,
@@ -317,7 +328,7 @@ def _describe_constraint(constraint: ir.Constraint, program: ir.Program) -> dict
     }
 
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2}
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "**": 3}
 _TIGHT = 3  # unary minus, atoms and calls
 
 
@@ -340,6 +351,10 @@ def show(expr: ir.Expr) -> str:
     if isinstance(expr, ir.Func):
         return f"{expr.name}({', '.join(show(a) for a in expr.args)})"
     left, right = show(expr.left), show(expr.right)
+    if expr.op == "**":  # an atom on the left, groups to the right
+        tight = isinstance(expr.left, (ir.BinOp, ir.Neg))
+        loose = isinstance(expr.right, ir.BinOp) and expr.right.op != "**"
+        return f"{f'({left})' if tight else left} ** {f'({right})' if loose else right}"
     if _rank(expr.left) < _rank(expr):
         left = f"({left})"
     if _rank(expr.right) <= _rank(expr):  # operators group to the left

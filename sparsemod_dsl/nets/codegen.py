@@ -19,13 +19,14 @@ from types import ModuleType
 from typing import Any
 
 from .. import __version__
-from ..lang import ir
+from ..lang import functions, ir
 from ..lang.infer import MAX_LEN
 from . import fusion, modules, netlib, network
 from .point import default
 
-#: The torch-only modules a generated builder embeds, each after those it imports.
-_EMBEDDED = (fusion, modules, network, netlib)
+#: The torch-only modules a generated builder embeds, each after those it imports
+#: (`functions`: the language's built-in functions, pure Python).
+_EMBEDDED = (functions, fusion, modules, network, netlib)
 
 
 #: An import of an embedded module, keyed to sort as isort does: (third-party, `from`
@@ -94,11 +95,16 @@ def expression(expr: ir.ArgExpr) -> str:
     if isinstance(expr, ir.ParamRef):
         return f"p[{expr.name!r}]"
     if isinstance(expr, ir.Builtin):
+        if expr.name in ir.SPATIAL:
+            return f"b.shape[{ir.SPATIAL[expr.name][1]}]"
         return "b.channels" if expr.name == "in_channels" else "classes"
     if isinstance(expr, ir.Neg):
         return f"(-{expression(expr.operand)})"
     if isinstance(expr, ir.Func):
-        return f"{expr.name}({', '.join(expression(a) for a in expr.args)})"
+        args = ", ".join(expression(a) for a in expr.args)
+        if expr.name in ("min", "max"):
+            return f"{expr.name}({args})"
+        return f"{ir.FUNCTIONS[expr.name].__name__}([{args}])"
     return f"({expression(expr.left)} {expr.op} {expression(expr.right)})"
 
 

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 
 from ..errors import SparsemodError
 from ..lang import arith, ir
-from ..lang.infer import Inference, ShapeIssue, input_shape, outside_limits
+from ..lang.infer import Inference, ShapeIssue, input_shape, outside_limits, spatial
 from ..lang.layers import ArgValue
 from ..lang.shapes import Interval, Shape
 
@@ -116,13 +116,13 @@ class PointEvaluator:
     program: ir.Program
     point: Point
 
-    def value(self, expr: ir.Expr, channels: Interval) -> ArgValue:
+    def value(self, expr: ir.Expr, channels: Interval, shape: Shape | None = None) -> ArgValue:
         if isinstance(expr, ir.Const):  # literals are within range
             value = expr.value
         elif isinstance(expr, ir.ParamRef):
             value = arith.checked(self.point[expr.name])
         else:
-            value = _exact(expr, self.program, self.point, channels.lo)
+            value = _exact(expr, self.program, self.point, channels.lo, shape)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return Interval.of(value)
         return frozenset({value})
@@ -177,7 +177,9 @@ def validate(program: ir.Program, point: Mapping[str, object]) -> Validation:
     constraint = failing_constraint(program, full)
     if constraint is not None:
         names = [*ir.references(constraint.left), *ir.references(constraint.right)]
-        shown = ", ".join(f"{n} = {full[n]}" for n in dict.fromkeys(names))
+        live = active(program, full)
+        shown = ", ".join(f"{n} = {full[n]}" if n in live else f"{n} inactive, counted as 0"
+                          for n in dict.fromkeys(names))
         return _invalid(f"constraint at line {constraint.span.line} fails ({shown})", names)
     evaluator = PointEvaluator(program, full)
     try:
@@ -231,19 +233,33 @@ def failing_constraint(
 ) -> ir.Constraint | None:
     """The first constraint that fails at a completed point, if any.
 
-    A constraint that reads an inactive parameter does not apply (that parameter
-    is ignored); one that cannot be evaluated (a division by zero) fails.
+    Every constraint applies at every point: an inactive parameter counts as 0
+    (`constraint_values`), so `block[1].filters + block[2].filters <= 20` limits
+    `block[1].filters` to 20 where there is one block. One that cannot be evaluated
+    (a division by zero) fails.
     """
-    live = {p.name for p in program.parameters if is_active(p, point)}
+    values = constraint_values(program, point)
     for constraint in program.constraints:
-        if not {*ir.references(constraint.left), *ir.references(constraint.right)} <= live:
-            continue
         try:
-            if not holds(constraint, program, point):
+            if not holds(constraint, program, values):
                 return constraint
         except PointError:
             return constraint
     return None
+
+
+def constraint_values(program: ir.Program, point: Mapping[str, ir.Scalar]
+                      ) -> dict[str, ir.Scalar]:
+    """The values constraints read at a completed point: inactive numbers count as 0.
+
+    The language's rule (docs/language.md, "Constraints"): a parameter that does not
+    exist at a point adds nothing to a sum, rather than hiding the whole constraint.
+    """
+    values = dict(point)
+    for param in program.parameters:
+        if param.domain.type in ("int", "float") and not is_active(param, point):
+            values[param.name] = 0
+    return values
 
 
 def value_of(expr: ir.Expr, program: ir.Program, point: Mapping[str, ir.Scalar],
@@ -261,12 +277,16 @@ def value_of(expr: ir.Expr, program: ir.Program, point: Mapping[str, ir.Scalar],
 
 
 def _exact(expr: ir.Expr, program: ir.Program, point: Mapping[str, ir.Scalar],
-           channels: float) -> ir.Scalar:
+           channels: float, shape: Shape | None = None) -> ir.Scalar:
     def leaf(node: ir.ParamRef | ir.Builtin) -> ir.Scalar:
         if isinstance(node, ir.ParamRef):
             return point[node.name]
         if node.name == "in_channels":
             return channels
+        if node.name in ir.SPATIAL:
+            if shape is None:
+                raise arith.Fault(f"'{node.name}' has a value only in a layer's arguments")
+            return spatial(node.name, shape).lo  # type: ignore[return-value]
         if program.classes is None:
             raise arith.Fault("the number of classes is unknown: give it when compiling")
         return program.classes
@@ -278,6 +298,11 @@ def holds(constraint: ir.Constraint, program: ir.Program, point: Mapping[str, ir
     """True when a constraint is satisfied at a completed point."""
     left = value_of(constraint.left, program, point)
     right = value_of(constraint.right, program, point)
+    return compare(left, constraint.op, right)
+
+
+def compare(left: ir.Scalar, op: str, right: ir.Scalar) -> bool:
+    """`left op right` for two numbers, equality within `EPSILON`."""
     a, b = float(left), float(right)  # type: ignore[arg-type]
     return {
         "<=": a <= b + EPSILON,
@@ -286,7 +311,7 @@ def holds(constraint: ir.Constraint, program: ir.Program, point: Mapping[str, ir
         ">": a > b,
         "==": abs(a - b) <= EPSILON,
         "!=": abs(a - b) > EPSILON,
-    }[constraint.op]
+    }[op]
 
 
 def draw(domain: ir.Domain, rng: random.Random) -> ir.Scalar:
@@ -308,7 +333,7 @@ def draw(domain: ir.Domain, rng: random.Random) -> ir.Scalar:
 
 def sample(program: ir.Program, n: int, seed: int = 0, tries: int = 100) -> list[Point]:
     """`n` random points (active parameters only) satisfying the constraints
-    (those on their active parameters: see `failing_constraint`).
+    (inactive parameters count as 0: see `failing_constraint`).
 
     Reproducible for a given seed. Points may still fail `validate` for shape
     reasons: that is the validator's job to say, not the sampler's.

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..lang import ir
 from ..nets.morph import mutate
-from ..nets.point import Point, PointError, active, sample
+from ..nets.point import Point, PointError, active, sample, validate
+from ..nets.sampling import find
 from .axstrategy import Strategy
 from .encode import Encoder
 from .hypervolume import expected_improvement
@@ -28,6 +29,9 @@ from .trials import Trial, pareto_front
 
 #: Sobol draws (of 4 points per point wanted) before `initial` gives up on finding fits.
 SOBOL_DRAWS = 10
+#: Random draws per missing point, each repaired (`nets.sampling`), when Sobol points
+#: that fit are too rare to fill the first batch.
+REPAIR_DRAWS = 10
 #: Exact properties of a network that the error model sees besides its parameters: its
 #: capacity and activation size explain much of its error, and the GP learns that from
 #: a handful of observations where it could not from the parameters alone.
@@ -107,7 +111,22 @@ class ExactStrategy(Strategy):
             self._feasible(self._sobol(4 * n, draw), taken, priced)
             if len(taken) >= n:
                 break
+        if len(taken) < n:  # feasible points are rare: repair random draws into them
+            seed = self.seed * 7919 + len(self.ax.trials)
+            try:
+                found = find(self.program, n - len(taken), seed, self._accept, REPAIR_DRAWS)
+            except PointError:  # the last pricing's reason stays the one to report
+                found = []
+            self._feasible(found, taken, priced)
         return list(taken.values())[:n]
+
+    def _accept(self, point: Point) -> tuple[bool, Sequence[str]]:
+        """Whether a point can be trained: valid (else blame what validation names) and
+        fitting the target and the cost constraints (no blame: `repair` shrinks)."""
+        check = validate(self.program, point)
+        if not check:
+            return False, check.parameters
+        return self.pricer.price(point).reason is None, ()
 
     def propose(self, n: int) -> list[Point]:
         """`n` feasible, untried points of highest expected hypervolume improvement; Sobol
@@ -133,6 +152,12 @@ class ExactStrategy(Strategy):
             self.last_rejection = str(error)
             drawn = []
         self._feasible(drawn, taken, priced)
+        if len(taken) < n:  # feasible points are rare: repair random draws into them
+            try:
+                found = find(self.program, n, rng.randrange(2**31), self._accept, REPAIR_DRAWS)
+            except PointError:  # the last pricing's reason stays the one to report
+                found = []
+            self._feasible(found, taken, priced)
         self._fit()
         for _ in range(self.pool_size.rounds):
             if not taken:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..lang import ir
+from ..nets.budgets import failing_cost_constraint
 from ..nets.cost import cost, fit
 from ..nets.point import active, validate
 from ..nets.targets import Target
@@ -52,7 +53,8 @@ class Pricer:
         return float(active(self.program, point).get(PRUNE_THRESHOLD, 0.0))
 
     def price(self, point: Mapping[str, object]) -> Priced:
-        """Validate a point, then price it and compare with the target's budgets."""
+        """Validate a point, then price it and compare with the target's budgets and the
+        program's cost constraints (`constraint macs <= ...`)."""
         check = validate(self.program, point)
         if not check:
             return Priced(check.reason, {})
@@ -64,7 +66,7 @@ class Pricer:
             fitting = fit(report, self.target)
             if not fitting.ok:
                 return Priced(fitting.reason, values)
-        return Priced(None, values)
+        return Priced(failing_cost_constraint(self.program, point, report), values)
 
 
 def key(point: Mapping[str, object]) -> str:

@@ -22,7 +22,7 @@ from strategies import mutated_sources, tokens
 from sparsemod_dsl.errors import ArchError, Diagnostic
 from sparsemod_dsl.lang import check, compiler, infer, ir, loader, lower
 from sparsemod_dsl.lang.layers import ArgValue
-from sparsemod_dsl.lang.shapes import Interval
+from sparsemod_dsl.lang.shapes import Interval, Shape
 
 STDLIB = Path(__file__).resolve().parents[2] / "stdlib"
 IMAGE = "arch t(input: image(1, 8, 8), classes = 10)\n"
@@ -402,11 +402,14 @@ class PointEvaluator:
     program: ir.Program
     point: dict[str, ir.Scalar]
 
-    def value(self, expr: ir.Expr, channels: Interval) -> ArgValue:
+    def value(self, expr: ir.Expr, channels: Interval, shape: Shape | None = None) -> ArgValue:
         def leaf(node: ir.ParamRef | ir.Builtin) -> ArgValue:
             if isinstance(node, ir.Builtin):
                 if node.name == "in_channels":
                     return channels
+                if node.name in ir.SPATIAL:
+                    assert shape is not None
+                    return infer.spatial(node.name, shape)
                 assert self.program.classes is not None
                 return Interval.of(self.program.classes)
             value = self.point[node.name]

@@ -126,7 +126,7 @@ def _arithmetic() -> st.SearchStrategy[Any]:
     return st.recursive(
         st.one_of(numbers(), refs()),
         lambda inner: st.one_of(
-            st.builds(s.BinOp, st.sampled_from(["+", "-", "*", "/", "//"]), inner, inner),
+            st.builds(s.BinOp, st.sampled_from(["+", "-", "*", "/", "//", "**"]), inner, inner),
             st.builds(s.Neg, inner),
         ),
         max_leaves=8,

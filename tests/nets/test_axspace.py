@@ -298,15 +298,22 @@ def test_linear_constraint_becomes_an_ax_constraint() -> None:
         {"train__batch_size": 2.0, "train__learning_step": 0.25, "fc__1__linear__units": -3.0},
         12.0,
     )
-    made = space.parameter_constraints
-    assert [(c.constraint_dict, c.bound) for c in made] == [
-        axconstraints.linear_form(order, prog), axconstraints.linear_form(affine, prog)
-    ]
-    assert axspace.filters(prog) == [prog.constraints[1], strict, equal, func]
+    # `order` reads block[2] and `affine` fc[1], both absent at some points, where they
+    # count as 0: Ax cannot know that, so both stay filters, as in the hierarchical form.
+    assert space.parameter_constraints == []
+    assert axspace.filters(prog) == list(prog.constraints)
+    source = (ROOT / "examples/quickstart.arch").read_text()
+    prog = compiler.compile_source(
+        source + "constraint 2 * train.prune_threshold - 0.1 <= 1.5\n")
+    (constraint,) = prog.constraints
+    space = axspace.search_space(prog)
+    assert [(c.constraint_dict, c.bound) for c in space.parameter_constraints] == [
+        axconstraints.linear_form(constraint, prog)]
+    assert axspace.filters(prog) == []
     # Ax enforces what it is given.
     for arm in sobol(space, 12):
         full = pt.complete(prog, {ir.readable_name(k): v for k, v in arm.items()})
-        assert pt.holds(order, prog, full) and pt.holds(affine, prog, full)
+        assert pt.holds(constraint, prog, full)
 
 
 def test_hierarchical_form_keeps_constraints_on_conditional_parameters_as_filters() -> None:
@@ -409,8 +416,13 @@ def test_describe_entries() -> None:
     assert described["constraints"][0] == {
         "expression": "block[2].layer[1].filters >= block[1].layer[1].filters",
         "linear": True,
-        "ax": "1.0*block__1__layer__1__filters + -1.0*block__2__layer__1__filters <= 0.0",
+        "ax": None,  # linear, but over block[2], which may be absent: a filter
     }
     linear = [c["linear"] for c in described["constraints"]]
     assert linear == [True, False, False, False, True, False]
-    assert all((c["ax"] is None) != c["linear"] for c in described["constraints"])
+    # every constraint of this space reads a parameter that may be absent: all are filters
+    assert all(c["ax"] is None for c in described["constraints"])
+    source = (ROOT / "examples/quickstart.arch").read_text()
+    described = axspace.describe(compiler.compile_source(
+        source + "constraint 2 * train.prune_threshold <= 1.5\n"))
+    assert described["constraints"][0]["ax"] == "2.0*train__prune_threshold <= 1.5"

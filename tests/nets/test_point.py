@@ -64,8 +64,9 @@ network {
     linear(classes)
 }
 
-constraint block[2].filters >= block[1].filters
+constraint block[2].filters >= block[1].filters * min(1, block - 1)
 constraint block[1].filters * block[1].filters <= 1000
+constraint block[1].filters + block[2].filters <= 60
 '''
 
 KERNELS = '''
@@ -392,18 +393,35 @@ def test_validate_rejects_violated_constraints() -> None:
     assert point.validate(prog, {"block": 2, "block[1].filters": 16, "block[2].filters": 16}).ok
     check = point.validate(prog, {"block": 2, "block[1].filters": 20, "block[2].filters": 16})
     assert not check.ok and "constraint" in check.reason
-    assert set(check.parameters) == {"block[1].filters", "block[2].filters"}
+    assert set(check.parameters) == {"block[1].filters", "block[2].filters", "block"}
     assert "block[1].filters = 20" in check.reason and "block[2].filters = 16" in check.reason
     check = point.validate(prog, {"block[1].filters": 32})  # 32 * 32 > 1000
     assert not check.ok and check.parameters == ("block[1].filters",)
 
 
-def test_constraints_on_inactive_parameters_do_not_apply() -> None:
+def test_an_inactive_parameter_counts_as_0_in_constraints() -> None:
     prog = SPACES["constrained"]
-    # block[2] does not exist: its filters (given or defaulted to 8) are ignored
+    # block[2] does not exist: its filters (given or defaulted to 8) count as 0, so the
+    # ordering (written to be 0 >= 0 at depth 1) holds and the sum limits block[1] alone
     assert point.validate(prog, {"block": 1, "block[1].filters": 30}).ok
-    assert point.validate(prog, {"block": 1, "block[1].filters": 30, "block[2].filters": 8}).ok
+    assert point.validate(prog, {"block": 1, "block[1].filters": 30, "block[2].filters": 64}).ok
     assert point.validate(prog, {"block": 1, "block[2].filters": "junk"}).ok
+    assert point.validate(prog, {"block": 2, "block[1].filters": 30, "block[2].filters": 30}).ok
+    check = point.validate(prog, {"block": 2, "block[1].filters": 30, "block[2].filters": 31})
+    assert not check.ok and "line 16" in check.reason
+
+
+def test_a_sum_over_an_inactive_parameter_is_never_dropped() -> None:
+    """Issue 15: `block[1].filters + block[2].filters <= 20` must not accept depth 1
+    with 60 filters (it used to be skipped where block[2] did not exist)."""
+    prog = compile_source(CONSTRAINED.replace("<= 60", "<= 20").replace("<= 1000", "<= 4000"),
+                          "c.arch")
+    check = point.validate(prog, {"block": 1, "block[1].filters": 60})
+    assert not check.ok
+    assert "block[2].filters inactive, counted as 0" in check.reason
+    assert "block[1].filters = 60" in check.reason
+    assert point.validate(prog, {"block": 1, "block[1].filters": 20}).ok
+    assert all(pt["block[1].filters"] <= 20 for pt in point.sample(prog, 50, seed=2))
 
 
 def test_a_constraint_dividing_by_zero_fails_without_raising() -> None:

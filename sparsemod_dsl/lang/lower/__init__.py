@@ -89,6 +89,7 @@ class Lowerer:
             blocks=tuple(self.unit.library.visible),
             file=module.file,
             loss=self.file.header_loss(header),
+            cost_constraints=tuple(self.stmts.cost_constraints),
         )
 
     def library_blocks(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .. import domains, ir
+from .. import domains, functions, ir
 from .. import syntax as s
 from ..arith import MAX_INT
 from ..build_tree import MAX_EXPRESSION_DEPTH
@@ -23,6 +23,8 @@ from ..shapes import UNBOUNDED, Interval
 from .declarations import Declarations
 from .messages import TYPE_WORDS, suggest
 from .scopes import Scope
+
+_ARGUMENTS = {1: "one argument", 2: "two arguments"}
 
 
 class Facts(NamedTuple):
@@ -46,6 +48,8 @@ class ExprLowerer:
         self.types: dict[str, str] = {}
         #: The facts of every operation built, by id.
         self.facts: dict[int, Facts] = {}
+        #: True while a constraint is lowered: only there do cost names (`macs`) resolve.
+        self.costs_allowed = False
 
     # --- values ---------------------------------------------------------------------------
 
@@ -95,6 +99,8 @@ class ExprLowerer:
             return None
         if not (self.numeric(left, node.left.span) and self.numeric(right, node.right.span)):
             return None
+        if node.op == "**" and not self.exponent(left, right, node.right):
+            return None
         if node.op in ("/", "//") and self.values(right) == Interval.of(0):
             where = "" if isinstance(node.right, s.Number) else (
                 ": the divisor is 0 at every point of the space")
@@ -110,15 +116,41 @@ class ExprLowerer:
                 + f" (functions: {', '.join(ir.FUNCTIONS)})",
             )
             return None
-        if len(node.args) < 2:
-            self.diags.error(node.span, f"'{node.name}' takes at least two arguments")
+        _, fewest, most = functions.FUNCTIONS[node.name]
+        if not fewest <= len(node.args) <= most:
+            count = (f"at least {_ARGUMENTS[fewest]}" if most > fewest
+                     else f"{_ARGUMENTS[fewest]}")
+            self.diags.error(node.span, f"'{node.name}' takes {count}")
             return None
         args = [self.expr(a, scope) for a in node.args]
         if any(a is None for a in args):
             return None
         if not all(self.numeric(a, n.span) for a, n in zip(args, node.args)):  # type: ignore[arg-type]
             return None
+        if node.name == "make_divisible" and not self.divisor(args[1], node.args[1]):  # type: ignore[arg-type]
+            return None
         return self.checked(ir.Func(node.name, tuple(args)), node)  # type: ignore[arg-type]
+
+    def exponent(self, base: ir.Expr, exponent: ir.Expr, node: s.Expr) -> bool:
+        """False, with an error, for an int raised to a power below 0 at every point."""
+        values = self.values(exponent)
+        ints = self.type_of(base) == "int" and self.type_of(exponent) == "int"
+        if ints and isinstance(values, Interval) and values.hi < 0:
+            self.diags.error(node.span, "a negative power of an int at every point of the "
+                             "space: make the base a float (2.0 ** -1 is 0.5)")
+            return False
+        return True
+
+    def divisor(self, expr: ir.Expr, node: s.Expr) -> bool:
+        """True when `make_divisible`'s divisor is an int that can be at least 1."""
+        if not self.expect_type(expr, "int", node, "the divisor of 'make_divisible'"):
+            return False
+        values = self.values(expr)
+        if isinstance(values, Interval) and values.hi < 1:
+            self.diags.error(node.span, "the divisor of 'make_divisible' must be at least 1 "
+                             f"(it is {values} at every point of the space)")
+            return False
+        return True
 
     def checked(self, expr: ir.Neg | ir.BinOp | ir.Func, node: s.Expr) -> ir.Expr | None:
         """`expr`, with its facts recorded, unless it is too deep or out of range."""
@@ -163,6 +195,8 @@ class ExprLowerer:
             return constant(expr.value)
         if isinstance(expr, ir.ParamRef) and expr.name in self.decls.params:
             return interval_of(self.decls.params[expr.name].domain)
+        if isinstance(expr, ir.Builtin) and expr.name in ir.COSTS:
+            return Interval(0, math.inf)
         if isinstance(expr, ir.Builtin) and expr.name in ir.BUILTINS:
             return Interval(1, math.inf)  # the number of classes, a layer's input channels
         return UNBOUNDED
@@ -181,7 +215,7 @@ class ExprLowerer:
             binding = scope.env.lookup(first.name)
             if binding is not None:
                 return binding.expr
-            if first.name in ir.BUILTINS:
+            if first.name in ir.BUILTINS or (first.name in ir.COSTS and self.costs_allowed):
                 return ir.Builtin(ir.BUILTIN_ALIASES.get(first.name, first.name))
         top_level = not scope.prefix and not scope.stack
         if len(node.segments) > 1 or first.index is not None or top_level:
@@ -192,7 +226,10 @@ class ExprLowerer:
                     return ir.ParamRef(candidate)
         hint = "" if self.diags.crowded else suggest(
             node.text, scope.env.all_names() | set(ir.BUILTINS) | set(params)
+            | (set(ir.COSTS) if self.costs_allowed else set())
         )
+        if node.text in ir.COSTS:
+            hint = f" here: '{node.text}', a cost, has a value only in a constraint"
         self.diags.error(node.span, f"'{node.text}' is not defined{hint}")
         return None
 
@@ -209,13 +246,15 @@ class ExprLowerer:
         if isinstance(expr, ir.ParamRef):
             return params[expr.name].domain.type if expr.name in params else "any"
         if isinstance(expr, ir.Builtin):
-            return self.types.get(expr.name, "int")
+            return "float" if expr.name == "latency" else self.types.get(expr.name, "int")
         if isinstance(expr, ir.Neg):
             return self.type_of(expr.operand)
         operands = expr.args if isinstance(expr, ir.Func) else (expr.left, expr.right)
         kinds = {self.type_of(o) for o in operands}
         if "any" in kinds:
             return "any"
+        if isinstance(expr, ir.Func) and expr.name in functions.INTEGER_RESULT:
+            return "int"
         if (isinstance(expr, ir.BinOp) and expr.op == "/") or "float" in kinds:
             return "float"
         return "int"

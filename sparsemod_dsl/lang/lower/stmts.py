@@ -44,6 +44,7 @@ class StmtLowerer:
         self.diags = decls.diags
         self.calls = CallLowerer(decls, exprs, self.body)
         self.constraints: list[ir.Constraint] = []
+        self.cost_constraints: list[ir.CostConstraint] = []
         #: How many structures the statement being lowered is nested in, blocks inlined.
         self.depth = 0
 
@@ -156,15 +157,38 @@ class StmtLowerer:
         return expr
 
     def constraint(self, stmt: s.Constraint, scope: Scope) -> None:
-        left = self.exprs.expr(stmt.left, scope)
-        right = self.exprs.expr(stmt.right, scope)
+        self.exprs.costs_allowed = True
+        try:
+            left = self.exprs.expr(stmt.left, scope)
+            right = self.exprs.expr(stmt.right, scope)
+        finally:
+            self.exprs.costs_allowed = False
         if left is None or right is None:
             return
         for side, node in ((left, stmt.left), (right, stmt.right)):
             if self.exprs.type_of(side) not in ("int", "float"):
                 self.diags.error(node.span, "constraints compare numbers")
                 return
-        self.constraints.append(ir.Constraint(left, stmt.op, right, stmt.span))
+        costs = {*ir.costs(left), *ir.costs(right)}
+        if not costs and stmt.unit is None:
+            self.constraints.append(ir.Constraint(left, stmt.op, right, stmt.span))
+        elif self.unit_fits(stmt, costs):
+            self.cost_constraints.append(
+                ir.CostConstraint(left, stmt.op, right, stmt.unit, stmt.span))
+
+    def unit_fits(self, stmt: s.Constraint, costs: set[str]) -> bool:
+        """True when a constraint's unit measures every cost it names (or it has none)."""
+        if stmt.unit is None:
+            return True
+        measure = ir.UNITS[stmt.unit][0]
+        wrong = sorted(c for c in costs if ir.COSTS[c][0] != measure)
+        if costs and not wrong:
+            return True
+        fitting = ", ".join(c for c, (m, _) in ir.COSTS.items() if m == measure)
+        what = (f"'{wrong[0]}' is not counted in {stmt.unit}" if wrong
+                else "this constraint names no cost")
+        self.diags.error(stmt.span, f"{what}: a constraint in {stmt.unit} is on {fitting}")
+        return False
 
     def repeat(self, stmt: s.Repeat, scope: Scope) -> list[ir.Node]:
         if not self.decls.check_name(stmt.name, stmt.span):
@@ -178,14 +202,27 @@ class StmtLowerer:
             return []
         low, high = bounds
         self.decls.declare(scope, stmt.name, Binding(count, stmt.span))
+        index = self.repeat_index(stmt)
         instances = []
         for i in range(1, high + 1):
             when = [] if i <= low or not isinstance(count, ir.ParamRef) else [
                 ir.Condition(count.name, ">=", i)
             ]
             inner = scope.inner(scope.path(f"{stmt.name}[{i}]"), when)
+            if index is not None:
+                self.decls.declare(inner, index, Binding(ir.Const(i), stmt.span))
             instances.append(self.body(stmt.body.stmts, inner))
         return [ir.Repeat(count, tuple(instances), path, stmt.span)]
+
+    def repeat_index(self, stmt: s.Repeat) -> str | None:
+        """The name `as i` gives each instance's number, if it is a good name."""
+        if stmt.index is None or not self.decls.check_name(stmt.index, stmt.span):
+            return None
+        if stmt.index == stmt.name:
+            self.diags.error(stmt.span, f"the repeat and its index are both named "
+                             f"'{stmt.name}': the index needs a name of its own")
+            return None
+        return stmt.index
 
     def count_bounds(self, count: ir.Expr, stmt: s.Repeat) -> tuple[int, int] | None:
         params = self.decls.params
@@ -228,6 +265,8 @@ class StmtLowerer:
             if alt.name in names[:k]:
                 self.diags.error(alt.span, f"alternative '{alt.name}' is listed twice")
                 return []
+        if not self.one_per_line(stmt):
+            return []
         if len(names) < 2:
             self.diags.error(stmt.span, "a choose needs at least two alternatives")
             return []
@@ -248,6 +287,26 @@ class StmtLowerer:
             inner = scope.inner(when=[ir.Condition(param.name, "==", alt.name)])
             alternatives.append((alt.name, self.body(alt.body.stmts, inner)))
         return [ir.Choose(param.name, tuple(alternatives), stmt.span)]
+
+    def one_per_line(self, stmt: s.Choose) -> bool:
+        """False, with an error, when an alternative's line holds a labelled layer after
+        another statement: `a: conv2d(16, 3) b: conv2d(16, 5)` is one alternative, `a`,
+        whose second layer is labelled `b`, which is almost certainly not what was meant.
+        """
+        ok = True
+        for alt in stmt.alternatives:
+            if alt.braced:
+                continue
+            for item in alt.body.stmts[1:]:
+                if isinstance(item, s.Call) and item.label is not None:
+                    self.diags.error(
+                        item.span,
+                        f"alternatives go one per line: '{item.label}:' here labels a layer "
+                        f"of alternative '{alt.name}'; start '{item.label}' on a line of its "
+                        f"own (or, for a label, write `{alt.name}: {{ ... }}` in braces)",
+                    )
+                    ok = False
+        return ok
 
     def optional(self, stmt: s.Optional, scope: Scope) -> list[ir.Node]:
         if not self.decls.check_name(stmt.name, stmt.span):
