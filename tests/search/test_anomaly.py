@@ -16,7 +16,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_regression import AUTOENCODER, STAGES
+from test_regression import AUTOENCODER, experiment
 
 from sparsemod_dsl import cli
 from sparsemod_dsl.cli.deploy import _test_line
@@ -26,6 +26,7 @@ from sparsemod_dsl.search.engine import Search, SearchError
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.export import export_trial
 from sparsemod_dsl.search.frames import frame_anomalies, frames
+from sparsemod_dsl.search.journal import Journal
 from sparsemod_dsl.search.objective import error_phrase, show_error
 from sparsemod_dsl.search.report import report, show
 from sparsemod_dsl.search.train import evaluate
@@ -149,24 +150,20 @@ def test_a_users_anomaly_set_has_targets_to_train_and_flags_to_test(
         load_dataset("addata:mixed")
 
 
-def experiment(folder: Path) -> Path:
-    (folder / "ae.arch").write_text(AUTOENCODER)
-    path = folder / "experiment.toml"
-    path.write_text('arch = "ae.arch"\nresults = "results"\nseed = 0\n\n'
-                    '[data]\ndataset = "frame_anomalies"\n'
-                    f'options = {{ samples = 300, features = 32 }}\n\n{STAGES}\n'
-                    '[objectives]\nminimize = ["error", "flash"]\n\n'
-                    '[target]\nname = "nrf52840"\n\n'
-                    '[training]\npruning = false\nquantization = "post"\n')
+def anomaly_experiment(folder: Path) -> Path:
+    """The tiny reconstruction search of test_regression, on `frame_anomalies`."""
+    path = experiment(folder)
+    path.write_text(path.read_text().replace('dataset = "frames"',
+                                             'dataset = "frame_anomalies"'))
     return path
 
 
 def test_an_anomaly_search_reads_auc_from_progress_to_export(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines: list[str] = []
-    engine = Search(load_experiment(experiment(tmp_path)), report=lines.append, fast=True)
-    engine.run()
-    trials = engine.journal.trials()
+    Search(load_experiment(anomaly_experiment(tmp_path)), report=lines.append, fast=True).run()
+    results = tmp_path / "results"
+    trials = Journal(results / "journal.jsonl").trials()
     completed = [t for t in trials if t.status == "completed"]
     assert completed, [t.reason for t in trials]
     for t in completed:  # the journal stores 1 - AUC, in 0..1
@@ -174,7 +171,6 @@ def test_an_anomaly_search_reads_auc_from_progress_to_export(
     done = [line for line, t in zip(lines, trials) if t.status == "completed"]
     assert all(f" AUC {1 - t.error:.3f}," in line  # type: ignore[operator]
                for line, t in zip(done, completed))
-    results = tmp_path / "results"
     assert json.loads((results / "setup.json").read_text())["measure"] == "auc"
     csv = (results / "trials.csv").read_text().splitlines()
     assert csv[0].split(",")[4] == "auc"
