@@ -139,8 +139,9 @@ class TrainResult:
         model: the deployable model (quantised when asked; on the CPU).
         float_model: the trained, pruned float network (on the CPU); its state dict is
             what gets saved and inherited.
-        val_error: the validation error (`evaluate`): the fraction (0..1) of validation
-            examples `model` gets wrong, or for `mse` data their mean squared error.
+        val_error: the validation error (`evaluate` with `data.measure`): the fraction
+            (0..1) of validation examples `model` gets wrong, for `mse` data their mean
+            squared error, or on an anomaly set 1 - the AUC of the reconstruction error.
         sparsity: the fraction of conv/linear weights of `float_model` that are zero.
         train_seconds: wall-clock seconds of the training epochs (pruning included).
         epochs_run: the epochs completed.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -160,17 +162,20 @@ def anomaly_experiment(folder: Path) -> Path:
 
 def test_an_anomaly_search_reads_auc_from_progress_to_export(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lines: list[str] = []
-    Search(load_experiment(anomaly_experiment(tmp_path)), report=lines.append, fast=True).run()
+    assert cli.main(["search", str(anomaly_experiment(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if re.match(r"trial +\d+ \[", line)]
+    assert "val AUC" in out and "test AUC" in out  # the final Pareto table
     results = tmp_path / "results"
     trials = Journal(results / "journal.jsonl").trials()
     completed = [t for t in trials if t.status == "completed"]
     assert completed, [t.reason for t in trials]
     for t in completed:  # the journal stores 1 - AUC, in 0..1
         assert 0.0 <= t.error <= 1.0 and 0.0 <= t.extra["test_error"] <= 1.0  # type: ignore
-    done = [line for line, t in zip(lines, trials) if t.status == "completed"]
-    assert all(f" AUC {1 - t.error:.3f}," in line  # type: ignore[operator]
-               for line, t in zip(done, completed))
+    shown = {int(line.split()[1]): line for line in lines}  # the progress lines
+    assert sorted(shown) == [t.id for t in trials]
+    assert all(f"] AUC {1 - t.error:.3f}, flash" in shown[t.id]  # type: ignore[operator]
+               for t in completed)
     assert json.loads((results / "setup.json").read_text())["measure"] == "auc"
     csv = (results / "trials.csv").read_text().splitlines()
     assert csv[0].split(",")[4] == "auc"
@@ -189,7 +194,21 @@ def test_an_anomaly_search_reads_auc_from_progress_to_export(
     assert exported.runtime_error == pytest.approx(exported.torch_error, abs=0.03)
     assert _test_line(exported).startswith(
         f"  test AUC: torch int8 {1 - exported.torch_error:.3f}, TensorFlow Lite Micro ")
-    capsys.readouterr()
     assert cli.main(["export", str(results), "--trial", str(saved), "-o",
                      str(tmp_path / "out")]) == 0
     assert "test AUC: torch int8 0." in capsys.readouterr().out
+
+
+def test_the_anomaly_example_compiles_for_its_data(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    folder = tmp_path / "examples"
+    for name in ("anomaly", "frames"):
+        shutil.copytree(examples / name, folder / name)
+    path = folder / "anomaly" / "experiment.toml"
+    path.write_text(path.read_text().replace('results = "../../results/anomaly"',
+                                             'results = "results"'))
+    engine = Search(load_experiment(path), fast=True)
+    assert (engine.program.loss, engine.program.classes, engine.data.measure) == (
+        "mse", 64, "auc")
+    assert (len(engine.data.train), len(engine.data.val), len(engine.data.test)) == (
+        540, 240, 240)
