@@ -48,7 +48,8 @@ def frame_anomalies(samples: int = 1200, features: int = 64, anomalies: float = 
     of the train split only.
 
     Raises:
-        ValueError: a bad size (as `frames`), or `anomalies` not strictly between 0 and 1.
+        ValueError: a bad size (as `frames`), `anomalies` not strictly between 0 and 1,
+            or fewer than 4 frames of either kind.
     """
     if isinstance(anomalies, bool) or not isinstance(anomalies, (int, float)) or not (
             0 < anomalies < 1):
@@ -56,8 +57,11 @@ def frame_anomalies(samples: int = 1200, features: int = 64, anomalies: float = 
                          f"found {anomalies!r}")
     rng = np.random.default_rng(2025)
     x = _normal(samples, features, rng)
-    flags = rng.permutation(np.arange(samples) < round(anomalies * samples))
-    count = int(flags.sum())
+    count = round(anomalies * samples)
+    if min(count, samples - count) < 4:  # each split needs both kinds for an AUC
+        raise ValueError(f"{samples} samples at anomalies = {anomalies} make {count} "
+                         "anomalous frames: each kind needs at least 4")
+    flags = rng.permutation(np.arange(samples) < count)
     centres = rng.uniform(0.0, 1.0, count)
     heights = rng.uniform(*ANOMALY_HEIGHT, count)
     x[flags] += heights[:, None] * _bumps(features, centres, ANOMALY_WIDTH)

@@ -95,6 +95,8 @@ def test_frame_anomalies_trains_on_normal_frames_and_tests_on_both() -> None:
     assert torch.equal(frames(10, 8)[0], frames(10, 8)[0])
     with pytest.raises(ValueError, match="fraction between 0 and 1"):
         frame_anomalies(anomalies=1.0)
+    with pytest.raises(ValueError, match="make 2 anomalous frames: each kind needs at least 4"):
+        frame_anomalies(samples=20, anomalies=0.1)
 
 
 def test_a_reconstruction_is_scored_by_its_auc() -> None:
