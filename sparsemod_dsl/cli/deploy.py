@@ -134,14 +134,17 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _test_line(result: TrialExport) -> str:
-    """The test accuracy (a classifier) or MSE (a regression network) of torch's model
-    and of the runtime's."""
-    mse = result.loss == "mse"
+    """The test accuracy (a classifier), MSE (a regression network) or AUC (an anomaly
+    detector) of torch's model and of the runtime's."""
+    mse, auc = result.loss == "mse", result.loss == "auc"
 
     def shown(error: float) -> str:
+        if auc:
+            return f"{1 - error:.3f}"
         return f"{error:.4g}" if mse else f"{100 * (1 - error):.1f}%"
 
-    line = (f"  test {'MSE' if mse else 'accuracy'}: {result.reference} "
+    name = "AUC" if auc else "MSE" if mse else "accuracy"
+    line = (f"  test {name}: {result.reference} "
             f"{shown(result.torch_error or 0.0)}")
     if result.runtime_error is not None:
         line += (f", {result.runtime} {shown(result.runtime_error)} "

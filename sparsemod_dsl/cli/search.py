@@ -31,7 +31,7 @@ def _search(args: argparse.Namespace) -> int:
         engine.run()
     print()
     print(pareto_table(engine.journal.trials(), engine.objectives, engine.program,
-                       engine.pricer.precision))
+                       engine.pricer.precision, engine.data.measure))
     spent = engine.timings
     print(f"\ntime: {spent.total:.0f} s, of which {spent.training:.0f} s training and "
           f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)")

@@ -9,9 +9,11 @@ and shape) for a built-in set or a user's `module:function`:
   reproducible), 1200 sequences of 100 steps x 8 features;
 - `frames`: a synthetic reconstruction set (`frames.py`): 1200 vectors of 64 features,
   each its own target (an autoencoder's task, trained with mse);
+- `frame_anomalies`: the same, a quarter anomalous: an anomaly set (`anomaly`, AUC);
 - `package.module:function`: returns `(train, val, test, classes)` torch datasets whose
   samples are `(x, label)`; a 3-D x is an image (C, H, W), a 2-D x a sequence (T, F),
-  a 1-D x a vector (N). For regression, labels are float vectors of `classes` values.
+  a 1-D x a vector (N). For regression, labels are float vectors of `classes` values;
+  for anomaly detection, train labels are those and val/test labels 0/1 anomaly flags.
 
 Built-in sets are split 60/20/20, stratified by class, with the seed. `loader` batches a
 dataset as (x float32, y int64), cutting sequences into chunks of `max_len` steps (the
@@ -31,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ..errors import SparsemodError
-from .frames import frames
+from .frames import frame_anomalies, frames
 
 Kind = Literal["image", "sequence", "vector"]
 #: The kind of input a sample's x is, by its number of dimensions.
@@ -67,6 +69,7 @@ class DataBundle:
             first sample, before any `max_len` splitting), (N,) for vectors.
         collate: a user function that makes batches, or None for stacking.
         loss: `cross_entropy` (integer labels) or `mse` (float target vectors).
+        anomaly: the val and test labels are anomaly flags (`anomaly`), not targets.
     """
 
     train: Dataset[Any]
@@ -77,6 +80,12 @@ class DataBundle:
     input_shape: tuple[int, ...]
     collate: Collate | None = None
     loss: str = "cross_entropy"
+    anomaly: bool = False
+
+    @property
+    def measure(self) -> str:
+        """How the error is measured (`objective`): the loss, or `auc` for anomalies."""
+        return "auc" if self.anomaly else self.loss
 
 
 # --- references to user code -----------------------------------------------------------------
@@ -199,7 +208,9 @@ BUILTIN: dict[str, Callable[..., tuple[torch.Tensor, torch.Tensor]]] = {
     "digits": _digits,
     "sequences": _sequences,
     "frames": frames,
+    "frame_anomalies": frame_anomalies,
 }
+ANOMALY_SETS = ("frame_anomalies",)  #: built-in sets whose labels are anomaly flags
 
 
 def stratified_split(labels: Sequence[int], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,6 +238,10 @@ def _builtin(spec: str, seed: int, options: Mapping[str, Any], collate: Collate 
             raise DataError(f"{spec}: {len(y)} samples leave the {name} split empty: every "
                             "class needs at least 4 samples")
     train, val, test = (TensorDataset(x[idx], y[idx]) for idx in splits)
+    if spec in ANOMALY_SETS:  # train on the normal examples only, each its own target
+        normal = splits[0][y[splits[0]].numpy() == 0]
+        return DataBundle(TensorDataset(x[normal], x[normal]), val, test, x.shape[1],
+                          "vector", tuple(x.shape[1:]), collate, "mse", anomaly=True)
     outputs = y.shape[1] if regression else int(y.max()) + 1
     return DataBundle(train, val, test, outputs, KINDS[x.dim() - 1], tuple(x.shape[1:]),
                       collate, "mse" if regression else "cross_entropy")
@@ -288,8 +303,10 @@ def _user(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | N
     firsts = [_first_sample(spec, name, dataset, classes)
               for name, dataset in zip(("train", "val", "test"), (train, val, test))]
     xs, regression = [x for x, _ in firsts], firsts[0][1]
-    if any(r != regression for _, r in firsts):
-        raise DataError(f"{spec}: the splits mix integer labels and float target vectors")
+    anomaly = regression and not firsts[1][1] and not firsts[2][1]  # val/test: flags
+    if any(r != regression for _, r in firsts) and not anomaly:
+        raise DataError(f"{spec}: the splits mix integer labels and float target vectors "
+                        "(anomaly detection: float targets to train, 0/1 flags to test)")
     if classes < 2 and not regression:
         raise DataError(f"{spec}: classes must be an integer of at least 2, not {classes!r}")
     kind = KINDS[xs[0].dim()]
@@ -299,7 +316,7 @@ def _user(spec: str, seed: int, options: Mapping[str, Any], collate: Collate | N
             raise DataError(f"{spec}: a {name} sample has shape {tuple(x.shape)}, "
                             f"a train sample {tuple(xs[0].shape)}")
     return DataBundle(train, val, test, classes, kind, tuple(xs[0].shape), collate,
-                      "mse" if regression else "cross_entropy")
+                      "mse" if regression else "cross_entropy", anomaly)
 
 
 def load_dataset(spec: str, seed: int = 0, options: Mapping[str, Any] | None = None

@@ -180,7 +180,8 @@ class Search:
 
     def _check_loss(self) -> None:
         """The network's declared loss is the data's: labels for `classes`, target
-        vectors for `output: vector(N)` with `loss = mse`."""
+        vectors for `output: vector(N)` with `loss = mse`; on an anomaly set, an output
+        of the input's size (the score is the reconstruction error)."""
         if self.program.loss != self.data.loss:
             wants = {"mse": "float target vectors (regression)",
                      "cross_entropy": "integer class labels"}
@@ -189,6 +190,12 @@ class Search:
                 f"{self.program.loss}, which needs {wants[self.program.loss]}, but "
                 f"{self.config.data.dataset} has {wants[self.data.loss]}"
             )
+        if self.data.anomaly and self.data.input_shape != (self.program.classes,):
+            raise SearchError(
+                f"{self.config.path}: {self.config.data.dataset} is an anomaly set, scored by "
+                f"the reconstruction error, but {self.config.arch.name} outputs "
+                f"{self.program.classes} values for an input of shape "
+                f"{self.data.input_shape}: an autoencoder's output is its input's size")
 
     def _target(self) -> Target | None:
         settings = self.config.target
@@ -211,6 +218,7 @@ class Search:
             "input_shape": list(self.data.input_shape),
             "classes": self.data.classes,
             "loss": self.data.loss,
+            "measure": self.data.measure,
             "target": self.config.target.name,
             "quantization": self.config.training.quantization,
             "weights": self.config.target.weights,
@@ -246,7 +254,7 @@ class Search:
         })
         trial = self.journal.trial(trial_id)
         self.strategy.observe(trial)
-        self.report(summary(trial, self.program.loss))
+        self.report(summary(trial, self.data.measure))
         return trial
 
     def _evaluate(self, point: Point, epochs: int, parent: Trial | None, trial_id: int) -> Outcome:
@@ -286,7 +294,7 @@ class Search:
         if not isinstance(result, TrainResult):
             raise TrainingError(f"the trainer returned {type(result).__name__}, not a "
                                 "TrainResult")
-        test_error = evaluate(result.model, batches(data.test, data, config, False), data.loss)
+        test_error = evaluate(result.model, batches(data.test, data, config, False), data.measure)
         sparse = result.sparsity if self.pricer.sparse_flash else 0.0
         return result, test_error, cost(self.program, point, self.target, self._precision(),
                                         sparse)
@@ -429,5 +437,5 @@ class Search:
         trials = self.journal.trials()
         front = pareto_front(trials, self.objectives)
         prune_networks(self.results, {t.id for t in front})
-        write_csv(trials, self.results / CSV, self.program.loss)
+        write_csv(trials, self.results / CSV, self.data.measure)
         return front

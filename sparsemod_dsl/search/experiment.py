@@ -30,7 +30,7 @@ from ..errors import UsageError
 OBJECTIVES = ("error", "flash", "ram", "latency")
 DEVICES = ("cpu", "cuda", "auto")
 QUANTIZATIONS = ("none", "post", "dynamic", "both")
-DATASETS = ("digits", "sequences", "frames")
+DATASETS = ("digits", "sequences", "frames", "frame_anomalies")
 #: How the search chooses points (`strategy.make_strategy`); the first is the default.
 STRATEGIES = ("exact", "gp", "ax", "sobol")
 MAX_SEED = 2**32 - 1

@@ -23,6 +23,7 @@ from ..errors import UsageError
 from ..nets.deploy import tflm
 from ..nets.deploy.export import Exported, export_int8, export_onnx, run_tflm
 from ..space import compile_file
+from .anomaly import anomaly_error
 from .data import load_dataset
 from .experiment import load_experiment
 from .journal import Journal
@@ -37,7 +38,8 @@ from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evalua
 class TrialExport:
     """An export with the test error of torch's model (`reference`: "torch int8"
     for TFLite, "torch float" for ONNX) and of the runtime's: a fraction (0..1) of
-    examples wrong, or for `loss` mse the mean squared error in the targets' units."""
+    examples wrong, for `loss` mse the mean squared error in the targets' units, or for
+    `auc` (an anomaly set) 1 - the ROC AUC of the reconstruction error."""
 
     exported: Exported
     reference: str
@@ -49,6 +51,8 @@ class TrialExport:
 
 
 def _errors(predict: Any, examples: DataLoader[Any], loss: str) -> tuple[float, int]:
+    if loss == "auc":
+        return anomaly_error(predict, examples)
     wrong = total = count = 0.0
     for x, y in examples:
         out = np.asarray(predict(x))
@@ -99,17 +103,17 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
 
         net.eval()
         with torch.no_grad():
-            torch_error = evaluate(net, test, data.loss)
+            torch_error = evaluate(net, test, data.measure)
         model = exported.model
         assert model is not None
-        runtime_error, count = _errors(lambda x: run_onnx(model, x.numpy()), test, data.loss)
+        runtime_error, count = _errors(lambda x: run_onnx(model, x.numpy()), test, data.measure)
         return TrialExport(exported, "torch float", "onnxruntime", torch_error, runtime_error,
-                           count, data.loss)
+                           count, data.measure)
     int8 = deployable(net, data, dataclasses.replace(config, quantization="post"))
     exported = export_int8(space.program, trial.params, int8, format, name)
-    torch_error = evaluate(int8, test, data.loss)
+    torch_error = evaluate(int8, test, data.measure)
     if not tflm.available():
-        return TrialExport(exported, "torch int8", None, torch_error, None, 0, data.loss)
-    runtime_error, count = _errors(lambda x: run_tflm(exported, x), test, data.loss)
+        return TrialExport(exported, "torch int8", None, torch_error, None, 0, data.measure)
+    runtime_error, count = _errors(lambda x: run_tflm(exported, x), test, data.measure)
     return TrialExport(exported, "torch int8", "TensorFlow Lite Micro", torch_error,
-                       runtime_error, count, data.loss)
+                       runtime_error, count, data.measure)

@@ -2,7 +2,8 @@
 
 Everything here reads what the search wrote (`journal.jsonl`, `setup.json`,
 `networks/`) and prints or draws it in units people read: error in per cent (the
-mean squared error in the targets' units for `loss = mse`, see `objective`), flash and
+mean squared error in the targets' units for `loss = mse`, the AUC for an anomaly set,
+see `objective`), flash and
 RAM in KB (1024 bytes), latency in milliseconds.
 """
 
@@ -19,7 +20,7 @@ from ..nets.targets import load_target
 from ..space import compile_file
 from .experiment import OBJECTIVES
 from .journal import Journal
-from .objective import error_label, error_scale, show_error
+from .objective import error_label, error_phrase, in_units, show_error
 from .results import JOURNAL, SETUP
 from .state import spent_seconds
 from .text import table
@@ -65,6 +66,13 @@ def setup(results: Path) -> dict[str, Any]:
     return info
 
 
+def measure(info: dict[str, Any], program: ir.Program) -> str:
+    """How the search measured the error (`objective`): `auc` for an anomaly set, else
+    the program's loss (setup files written before anomaly sets have no `measure`)."""
+    value = info.get("measure")
+    return value if value in ("cross_entropy", "mse", "auc") else program.loss
+
+
 def _text(value: object) -> bool:
     return isinstance(value, str)
 
@@ -92,11 +100,13 @@ _SETUP_FIELDS = {
 
 
 def pareto_table(trials: Sequence[Trial], objectives: Sequence[str],
-                 program: ir.Program | None = None, precision: str = "int8") -> str:
+                 program: ir.Program | None = None, precision: str = "int8",
+                 measure: str | None = None) -> str:
     """The Pareto-front trials of a search, best error first.
 
     With the `program`, the RAM columns also give the activation area of TFLite Micro's
     memory plan and the live-tensor bound beside its whole arena (the RAM objective).
+    The error columns are in the units of `measure` (by default the program's loss).
     """
     front = sorted(pareto_front(trials, objectives), key=lambda t: (t.error or 0.0, t.id))
     counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
@@ -104,11 +114,11 @@ def pareto_table(trials: Sequence[Trial], objectives: Sequence[str],
             f"infeasible, {counts['failed']} failed; Pareto front over "
             f"{', '.join(objectives)}: {len(front)} networks")
     columns = list(_COLUMNS)
-    if program is not None and program.loss != "cross_entropy":
-        label = error_label(program.loss)
-        columns[2:4] = [(f"val {label}", lambda t: show_error(t.error, program.loss)),
-                        (f"test {label}",
-                         lambda t: show_error(t.extra.get("test_error"), program.loss))]
+    loss = measure or (program.loss if program is not None else "cross_entropy")
+    if loss != "cross_entropy":
+        label = error_label(loss)
+        columns[2:4] = [(f"val {label}", lambda t: show_error(t.error, loss)),
+                        (f"test {label}", lambda t: show_error(t.extra.get("test_error"), loss))]
     if program is not None:
         reports = {t.id: cost(program, t.params, quant=precision) for t in front}
         at = [h for h, _ in columns].index("arena KB") + 1
@@ -133,8 +143,9 @@ def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path,
 
     done = [t for t in trials if t.status == "completed"]
     front = {t.id for t in pareto_front(trials, objectives)}
-    units = {"error": (error_label(loss), error_scale(loss)), "flash": ("flash KB", 1 / 1024),
-             "ram": ("RAM KB", 1 / 1024), "latency": ("latency ms", 1.0)}
+    units = {"error": (error_label(loss), lambda v: in_units(v, loss)),
+             "flash": ("flash KB", lambda v: v / 1024), "ram": ("RAM KB", lambda v: v / 1024),
+             "latency": ("latency ms", lambda v: v)}
     written = []
     pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]]
     if pairs:
@@ -142,8 +153,8 @@ def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path,
         for ax, (a, b) in zip(axes[0], pairs):
             for on_front, style in ((False, {"c": "0.7", "s": 14}), (True, {"c": "C3", "s": 30})):
                 chosen = [t for t in done if (t.id in front) == on_front]
-                ax.scatter([t.objective(a) * units[a][1] for t in chosen],  # type: ignore[operator]
-                           [t.objective(b) * units[b][1] for t in chosen],  # type: ignore[operator]
+                ax.scatter([units[a][1](t.objective(a)) for t in chosen],  # type: ignore[no-untyped-call]
+                           [units[b][1](t.objective(b)) for t in chosen],  # type: ignore[no-untyped-call]
                            label="Pareto front" if on_front else "other trials", **style)
             ax.set_xlabel(units[a][0])
             ax.set_ylabel(units[b][0])
@@ -157,7 +168,7 @@ def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path,
     for t in done:
         best = min(best, t.error if t.error is not None else best)
         xs.append(t.id)
-        ys.append(error_scale(loss) * best)
+        ys.append(in_units(best, loss))
     ax.step(xs, ys, where="post")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"best validation {error_label(loss)}")
@@ -181,11 +192,13 @@ def report(results: Path) -> tuple[str, list[Path]]:
     space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
     precision = "float32" if info.get("quantization") == "none" else "int8"
     try:
-        plots = plot(trials, objectives, results, space.program.loss)
+        plots = plot(trials, objectives, results, measure(info, space.program))
     except OSError as error:  # a read-only results directory, a full disk
         raise UsageError(f"{error.filename or results}: cannot write the plots: "
                          f"{error.strerror or error}") from None
-    return pareto_table(trials, objectives, space.program, precision) + spent, plots
+    table = pareto_table(trials, objectives, space.program, precision,
+                         measure(info, space.program))
+    return table + spent, plots
 
 
 def show(results: Path, trial_id: int) -> str:
@@ -210,11 +223,9 @@ def show(results: Path, trial_id: int) -> str:
             for r in measured.layers]
     lines += ["", table(rows, ["operator", "TFLite op", "folded in", "output", "params", "MACs",
                                "live KB"], left=4), ""]
-    loss = space.program.loss
-    errors = (f"validation error {_pct(trial.error)}%, "
-              f"test error {_pct(trial.extra.get('test_error'))}%" if loss == "cross_entropy"
-              else f"validation MSE {show_error(trial.error, loss)}, "
-              f"test MSE {show_error(trial.extra.get('test_error'), loss)}")
+    loss = measure(info, space.program)
+    errors = (f"validation {error_phrase(trial.error, loss)}, "
+              f"test {error_phrase(trial.extra.get('test_error'), loss)}")
     lines.append(
         errors + f", flash {_kb(measured.flash_bytes)} KB, RAM {_kb(measured.ram_bytes)} KB"
         " TFLM arena"

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import SparsemodError
 from ..nets import quantize
 from ..nets.network import SparsemodNet
+from .anomaly import anomaly_error
 from .data import DataBundle, loader
 
 Quantization = Literal["none", "post", "dynamic", "both"]
@@ -138,8 +139,9 @@ class TrainResult:
         model: the deployable model (quantised when asked; on the CPU).
         float_model: the trained, pruned float network (on the CPU); its state dict is
             what gets saved and inherited.
-        val_error: the validation error (`evaluate`): the fraction (0..1) of validation
-            examples `model` gets wrong, or for `mse` data their mean squared error.
+        val_error: the validation error (`evaluate` with `data.measure`): the fraction
+            (0..1) of validation examples `model` gets wrong, for `mse` data their mean
+            squared error, or on an anomaly set 1 - the AUC of the reconstruction error.
         sparsity: the fraction of conv/linear weights of `float_model` that are zero.
         train_seconds: wall-clock seconds of the training epochs (pruning included).
         epochs_run: the epochs completed.
@@ -180,10 +182,14 @@ def evaluate(model: nn.Module, examples: DataLoader[Any], loss: str = "cross_ent
 
     For `cross_entropy` (classification) the fraction (0..1) of examples it classifies
     wrongly; for `mse` (regression) the mean squared error over every output value of
-    every example, in the squared units of the targets.
+    every example, in the squared units of the targets; for `auc` (anomaly detection,
+    y: 0/1 flags) 1 - the ROC AUC of the reconstruction error (`anomaly`).
     """
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model.eval()
+    if loss == "auc":
+        with torch.no_grad():
+            return anomaly_error(lambda x: model(x.to(device)).cpu(), examples)[0]
     wrong = total = 0.0
     with torch.no_grad():
         for x, y in examples:
@@ -342,5 +348,5 @@ def default_trainer(net: SparsemodNet, data: DataBundle, config: TrainConfig) ->
     _fit(net, batches(data.train, data, config, training=True), config, device, data.loss)
     seconds = time.perf_counter() - start
     model = deployable(net, data, config)
-    val_error = evaluate(model, batches(data.val, data, config, training=False), data.loss)
+    val_error = evaluate(model, batches(data.val, data, config, training=False), data.measure)
     return TrainResult(model, net, val_error, sparsity(net), seconds, config.epochs)

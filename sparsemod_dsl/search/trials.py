@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import SparsemodError
 from ..lang.ir import Scalar
-from .objective import error_column, error_scale, show_error
+from .objective import error_column, error_phrase, in_units
 from .results import write_atomic
 
 #: Statuses of a finished trial; a started trial that never finished is "interrupted".
@@ -69,9 +69,7 @@ def summary(trial: Trial, loss: str = "cross_entropy") -> str:
     if trial.status != "completed":
         return f"{head} {trial.status}: {trial.reason}"
     latency = f", latency {trial.latency_ms:.2f} ms" if trial.latency_ms is not None else ""
-    error = (f"error {show_error(trial.error or 0)}%" if loss == "cross_entropy"
-             else f"MSE {show_error(trial.error or 0, loss)}")
-    return (f"{head} {error}, "
+    return (f"{head} {error_phrase(trial.error or 0, loss)}, "
             f"flash {(trial.flash_bytes or 0) / 1024:.1f} KB, "
             f"RAM {(trial.ram_bytes or 0) / 1024:.1f} KB{latency}, "
             f"trained in {trial.train_seconds or 0:.1f} s")
@@ -83,7 +81,7 @@ def write_csv(trials: Iterable[Trial], path: Path | str, loss: str = "cross_entr
     Columns: the fixed ones of `CSV_COLUMNS`, then one per readable parameter
     (in order of first appearance); an inactive parameter's cell is empty. For an
     `mse` network the error column is `error_mse`, the MSE in the targets' units (to 6
-    significant digits).
+    significant digits); for an anomaly set it is `auc`, the validation AUC.
     """
     trials = sorted(trials, key=lambda t: t.id)
     params = list(dict.fromkeys(name for t in trials for name in t.params))
@@ -92,8 +90,8 @@ def write_csv(trials: Iterable[Trial], path: Path | str, loss: str = "cross_entr
     columns = [error_column(loss) if c == "error_pct" else c for c in CSV_COLUMNS]
     writer.writerow([*columns, *params])
     for t in trials:
-        error = (_scaled(t.error, error_scale(loss)) if loss == "cross_entropy" or t.error is None
-                 else float(f"{t.error:.6g}"))  # an MSE may be far below 1e-4
+        error = (_scaled(t.error, 100) if loss == "cross_entropy" or t.error is None
+                 else float(f"{in_units(t.error, loss):.6g}"))  # an MSE may be far below 1e-4
         row = [t.id, t.stage, t.status, t.reason, error,
                _scaled(t.flash_bytes, 1 / 1024), _scaled(t.ram_bytes, 1 / 1024), t.macs,
                _scaled(t.latency_ms, 1), _scaled(t.train_seconds, 1),

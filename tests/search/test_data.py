@@ -193,7 +193,8 @@ def test_a_user_sequence_dataset_of_arrays(user: Any) -> None:
 
 @pytest.mark.parametrize("spec, message", [
     ("no_colon",
-     r"not a built-in dataset \(digits, sequences, frames\) nor a 'package.module:function'"),
+     r"not a built-in dataset \(digits, sequences, frames, frame_anomalies\) nor a "
+     r"'package.module:function'"),
     ("sm_no_such_module:f", "cannot import 'sm_no_such_module'"),
     (f"{USER_MODULE}:missing", f"'{USER_MODULE}' has no attribute 'missing'"),
     (f"{USER_MODULE}:NOT_CALLABLE", "'NOT_CALLABLE' is a int, not a function"),

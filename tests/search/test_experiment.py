@@ -162,8 +162,8 @@ ERRORS = [
     ("seed = -1\n", "seed must be in 0..4294967295, found -1"),
     ("name = 'a b'\n", "name must be letters, digits"),
     ("[data]\ndataset = 'mnist'\n",
-     "data.dataset must be digits, sequences, frames or a 'package.module:function' reference, "
-     "found 'mnist'"),
+     "data.dataset must be digits, sequences, frames, frame_anomalies or a "
+     "'package.module:function' reference, found 'mnist'"),
     ("[data]\ndataset = 'digits'\ncollate = 'collate'\n",
      "data.collate must be a 'package.module:function' reference, found 'collate'"),
     ("[target]\nflash_kb = 0\n", "target.flash_kb must be a number of KB above 0 and at most "
