@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from strategies import mutated_sources, tokens
 
 from sparsemod_dsl.errors import ArchError, Diagnostic
-from sparsemod_dsl.lang import check, compiler, infer, ir, loader, lower
+from sparsemod_dsl.lang import check, compiler, infer, intervals, ir, loader, lower
 from sparsemod_dsl.lang.layers import ArgValue
 from sparsemod_dsl.lang.shapes import Interval, Shape
 
@@ -417,7 +417,7 @@ class PointEvaluator:
                 return Interval.of(value)
             return frozenset({value})
 
-        return infer.evaluate(expr, leaf)
+        return intervals.evaluate(expr, leaf)
 
     def counts(self, node: ir.Repeat) -> range:
         value = self.value(node.count, Interval.of(1))

@@ -3,7 +3,7 @@
 on `choose` and `optional`; and the messages that misled (one alternative per line,
 labels where none can go, suggestions only for plausible typos).
 
-Exact values are checked against hand-worked examples, interval bounds (`infer.pick`)
+Exact values are checked against hand-worked examples, interval bounds (`intervals.pick`)
 against the exact functions on hypothesis-drawn values.
 """
 
@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sparsemod_dsl.errors import ArchError, Diagnostic
-from sparsemod_dsl.lang import arith, fmt, functions, infer, ir, loader, lower, parser
+from sparsemod_dsl.lang import arith, fmt, functions, intervals, ir, loader, lower, parser
 from sparsemod_dsl.lang.compiler import compile_source
 from sparsemod_dsl.lang.lower.messages import suggest, typo_distance
 from sparsemod_dsl.lang.shapes import Interval
@@ -107,10 +107,10 @@ def test_interval_bounds_hold_every_value(data: st.DataObject, name: str) -> Non
         d_lo = data.draw(st.integers(1, 32))
         d_hi = data.draw(st.integers(d_lo, 40))
         d = data.draw(st.integers(d_lo, d_hi))
-        bounds = infer.pick(name, [Interval(lo, hi), Interval(d_lo, d_hi)])
+        bounds = intervals.pick(name, [Interval(lo, hi), Interval(d_lo, d_hi)])
         value = ir.FUNCTIONS[name]([x, d])
     else:
-        bounds = infer.pick(name, [Interval(lo, hi)])
+        bounds = intervals.pick(name, [Interval(lo, hi)])
         value = ir.FUNCTIONS[name]([x])
     assert isinstance(bounds, Interval) and bounds.lo <= value <= bounds.hi
 
@@ -182,7 +182,7 @@ def test_power_interval_bounds_hold(data: st.DataObject) -> None:
     lo, hi = data.draw(st.tuples(st.floats(0, 50), st.floats(0, 50)).map(sorted))
     elo, ehi = data.draw(st.tuples(st.floats(0, 8), st.floats(0, 8)).map(sorted))
     x, y = data.draw(st.floats(lo, hi)), data.draw(st.floats(elo, ehi))
-    bounds = infer.combine("**", Interval(lo, hi), Interval(elo, ehi))
+    bounds = intervals.combine("**", Interval(lo, hi), Interval(elo, ehi))
     assert isinstance(bounds, Interval)
     assert bounds.lo * (1 - 1e-9) <= x**y <= bounds.hi * (1 + 1e-9)
 
@@ -386,7 +386,7 @@ def test_typo_distance_is_a_symmetric_bounded_measure(a: str, b: str) -> None:
 
 def test_the_index_and_sizes_are_listed_as_builtins() -> None:
     assert {"in_height", "in_width", "in_length"} <= set(ir.BUILTINS)
-    assert math.isinf(infer.pick("round", [Interval(0, math.inf)]).hi)  # type: ignore[union-attr]
+    assert math.isinf(intervals.pick("round", [Interval(0, math.inf)]).hi)  # type: ignore[union-attr]
     unit = loader.load_text(HEADER + "network {\n    conv2d(8, min(3, in_height))\n" + TAIL,
                             "t.arch")
     assert lower.lower(unit).parameters == ()

@@ -17,7 +17,7 @@ from .. import domains, functions, ir
 from .. import syntax as s
 from ..arith import MAX_INT
 from ..build_tree import MAX_EXPRESSION_DEPTH
-from ..infer import combine, constant, interval_of, negate, pick
+from ..intervals import combine, constant, interval_of, negate, pick
 from ..layers import ArgValue
 from ..shapes import UNBOUNDED, Interval
 from .declarations import Declarations
