@@ -209,13 +209,13 @@ arch deploy_together(input: image(1, frames, 10), frames = choice[25, 33, 49] or
                      classes = 6)
 
 network {
-    width = choice[25, 50, 75, 100] ordered default 50
-    stem: conv2d(make_divisible(16 * width / 100, 8),
+    width = choice[0.25, 0.5, 0.75, 1.0] ordered default 0.5
+    stem: conv2d(make_divisible(16 * width, 8),
                  kernel = (min(10, in_height), min(4, in_width)), stride = (2, 2))
     batchnorm relu
     repeat stage = int[1..3] default 2 as i {
         block: residual(shortcut = choice["auto", "projection"]) {
-            conv2d(make_divisible(16 * i * width / 100, 8), kernel = min(3, in_height, in_width),
+            conv2d(make_divisible(16 * i * width, 8), kernel = min(3, in_height, in_width),
                    stride = min(2, i)) batchnorm relu
             dwconv2d(kernel = 3, dilation = 2 ** (i - 1)) batchnorm
         }
