@@ -5,9 +5,10 @@ pair kernel whose sides read `in_height`/`in_width` through `min()`, widths by
 searched (projection) shortcut inside a repeat, a label on `choose`, and constraints on
 RAM and MACs.
 
-TFLite Micro against torch int8, and the cost model against TFLM's arena, are checked on
-this space by test_tflite (it runs every deploy space); the ONNX export by
-test_onnx_export.
+Checked here: fmt, the generated builder, parameters and MACs against torch, sampling
+under the cost constraints, weight inheritance. TFLite Micro against torch int8, and the
+cost model against TFLM's arena, are checked on this space by test_tflite (it runs every
+deploy space); the ONNX export by test_onnx_export.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sparsemod_dsl.nets.budgets import failing_cost_constraint
 from sparsemod_dsl.nets.builder import build
 from sparsemod_dsl.nets.codegen import builder_source
 from sparsemod_dsl.nets.graph import deployed_graph
+from sparsemod_dsl.nets.morph import inherit
 from sparsemod_dsl.nets.network import SparsemodNet
 from sparsemod_dsl.nets.targets import load_target
 from sparsemod_dsl.search.pricing import Pricer
@@ -189,3 +191,20 @@ def test_pair_kernels_and_dilations_read_the_searched_size(h: int, w: int, layer
         sizes.append(tuple(n - d * (k - 1) for n, k, d in zip(sizes[-1], kernel, dilation)))
     assert cost.cost(SHRINKING, pt).params == fused_parameters(net)
     assert cost.cost(SHRINKING, pt).macs == conv_linear_macs(net, batch(SHRINKING, pt, n=1))
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_a_child_inherits_across_sizes_and_shortcuts(seed: int) -> None:
+    """A new number of frames changes no weight; an identity skip made a projection starts
+    as the identity, so the child computes what its parent did."""
+    parent_point = valid_point(seed) | {"stage[1].block.shortcut": "auto"}
+    parent = build(PROG, parent_point).eval()
+    state = parent.state_dict()
+    resized = parent_point | {"frames": 33 if parent_point["frames"] != 33 else 49}
+    assert inherit(build(PROG, resized), state) == len(state)
+    projected = build(PROG, parent_point | {"stage[1].block.shortcut": "projection"}).eval()
+    inherit(projected, state)
+    x = batch(PROG, parent_point, n=2)
+    with torch.no_grad():
+        assert torch.allclose(parent(x), projected(x), atol=1e-5)
