@@ -110,7 +110,9 @@ network {
 #: Two spaces that together use every operator of the deployed graph (`nets.graph`):
 #: standalone batch norms (image, sequence, vector), numeric padding, residual adds with
 #: a ReLU after them, flatten before a linear layer (its weights permuted) or before a
-#: batch norm (a TRANSPOSE), image -> sequence, grouped conv1d, time-distributed layers.
+#: batch norm (a TRANSPOSE), image -> sequence, grouped conv1d, time-distributed layers;
+#: `deploy_together` uses the constructs of issue 15 at once (searched resolution, pair
+#: kernels from in_height/in_width, the repeat index, shortcuts, make_divisible, costs).
 DEPLOY_SOURCES = {
     "deploy_image": '''
 arch deploy_image(input: image(3, side, side), side = choice[10, 12] ordered, classes = 5)
@@ -201,6 +203,41 @@ network {
     global_avg_pool
     linear(classes)
 }
+''',
+    "deploy_together": '''
+arch deploy_together(input: image(1, frames, 10), frames = choice[25, 33, 49] ordered,
+                     classes = 6)
+
+network {
+    width = choice[0.25, 0.5, 0.75, 1.0] ordered default 0.5
+    stem: conv2d(make_divisible(16 * width, 8),
+                 kernel = (min(10, in_height), min(4, in_width)), stride = (2, 2))
+    batchnorm relu
+    repeat stage = int[1..3] default 2 as i {
+        block: residual(shortcut = choice["auto", "projection"]) {
+            conv2d(make_divisible(16 * i * width, 8), kernel = min(3, in_height, in_width),
+                   stride = min(2, i)) batchnorm relu
+            dwconv2d(kernel = 3, dilation = 2 ** (i - 1)) batchnorm
+        }
+        relu
+    }
+    to_sequence
+    conv1d(24, kernel = 2) relu
+    repeat level = int[1..2] as j {
+        residual {
+            conv1d(24, kernel = 3, dilation = 2 ** (j - 1), padding = "causal") relu
+        }
+    }
+    head: choose {
+        pooled: global_avg_pool
+        last: flatten dropout(p = float[0.0..0.3])
+    }
+    linear(classes)
+}
+
+constraint ram <= 10 KB
+
+constraint macs <= 400_000
 ''',
 }
 

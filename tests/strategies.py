@@ -18,6 +18,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from sparsemod_dsl.lang import ir
 from sparsemod_dsl.lang import syntax as s
 
 KEYWORDS = frozenset(
@@ -173,8 +174,15 @@ def _simple_statements() -> st.SearchStrategy[Any]:
         calls(),
         _stmt(s.Param, names, values()),
         _stmt(s.Docstring, docstring_texts),
-        _stmt(s.Constraint, expressions(4), st.sampled_from(COMPARISONS), expressions(4)),
+        constraints(),
     )
+
+
+def constraints() -> st.SearchStrategy[s.Constraint]:
+    """`constraint LEFT OP RIGHT`, maybe with the unit of its costs (`ram <= 20 KB`)."""
+    unit = st.none() | st.sampled_from(sorted(ir.UNITS))
+    return _stmt(s.Constraint, expressions(4), st.sampled_from(COMPARISONS), expressions(4),
+                 unit=unit)
 
 
 def _bodies(statements: st.SearchStrategy[Any]) -> st.SearchStrategy[s.Body]:
@@ -247,7 +255,7 @@ def items() -> st.SearchStrategy[Any]:
         _stmt(s.TrainSection, bodies()),
         _stmt(s.NetworkSection, bodies()),
         _stmt(s.BlockDef, names, formals.map(tuple), bodies(), morph_weights()),
-        _stmt(s.Constraint, expressions(4), st.sampled_from(COMPARISONS), expressions(4)),
+        constraints(),
     )
 
 

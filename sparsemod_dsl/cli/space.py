@@ -11,6 +11,7 @@ import json
 import sys
 
 from ..errors import UsageError
+from ..lang import ir
 from .args import MAX_COUNT, Command, add_space_arguments, parse_count
 from .exits import EXIT_ERRORS, EXIT_OK
 from .output import write_output
@@ -53,7 +54,10 @@ def _compile(args: argparse.Namespace) -> int:
 def _sample_arguments(parser: argparse.ArgumentParser) -> None:
     add_space_arguments(parser)
     _draw_options(parser, 10)
-    parser.add_argument("--valid", action="store_true", help="only points that can be built")
+    parser.add_argument("--valid", action="store_true",
+                        help="only points that can be built and meet the cost constraints")
+    parser.add_argument("--target", metavar="NAME",
+                        help="with --valid: the target that prices latency constraints")
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -62,10 +66,16 @@ def _sample(args: argparse.Namespace) -> int:
     space = compile_file(args.file, args.input, args.classes)
     if args.valid:
         from ..nets.point import PointError  # noqa: PLC0415
-        from ..nets.sampling import DRAWS_PER_POINT, find  # noqa: PLC0415
+        from ..nets.sampling import DRAWS_PER_POINT, find, within_budget  # noqa: PLC0415
+        from ..nets.targets import load_target  # noqa: PLC0415
 
+        if args.target is None and any("latency" in (*ir.costs(c.left), *ir.costs(c.right))
+                                       for c in space.program.cost_constraints):
+            raise UsageError("a latency constraint needs a target: pass --target NAME")
+        target = None if args.target is None else load_target(args.target)
         try:
-            points = find(space.program, args.n, args.seed)
+            points = find(space.program, args.n, args.seed,
+                          within_budget(space.program, target))
         except PointError as error:
             raise UsageError(str(error)) from None
         if len(points) < args.n:
@@ -127,8 +137,10 @@ SAMPLE = Command(
     "sample",
     help="print random points of a space as JSON lines",
     description="Print N reproducible random points (active parameters, readable names), "
-    "one JSON object per line. Points satisfy the constraints; with --valid, only points "
-    "that validate (can be built) are printed.",
+    "one JSON object per line. Points satisfy the parameter constraints; with --valid, "
+    "only points that validate (can be built) and meet the cost constraints (`constraint "
+    "ram <= 20 KB`: priced as `sparsemodc cost` prices them; latency on --target) are "
+    "printed.",
     arguments=_sample_arguments,
     run=_sample,
 )

@@ -152,6 +152,9 @@ class TreeBuilder(Transformer_NonRecursive):
 
     def call(self, meta: Any, children: list) -> s.Call:
         label, name, args = children
+        if str(name) == "constraint":  # only after a layer does the lexer read it as a name
+            self.diagnostics.error(
+                self.tspan(name), "`constraint` starts a statement: put it on a line of its own")
         return s.Call(
             str(name),
             args or (),

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..lang import ir
+from .budgets import failing_cost_constraint
+from .cost import cost
 from .point import Point, PointError, active, draw, validate
+from .targets import Target
 
 #: `accept(point)`: whether a point (active parameters) is wanted, and if not, the
 #: parameters to blame (empty: unknown).
@@ -37,6 +40,19 @@ def valid(program: ir.Program) -> Accept:
     def accept(point: Point) -> tuple[bool, Sequence[str]]:
         check = validate(program, point)
         return check.ok, check.parameters
+    return accept
+
+
+def within_budget(program: ir.Program, target: Target | None = None) -> Accept:
+    """Accept points that validate and meet the cost constraints (priced on `target`;
+    without one, a latency constraint fails at every point)."""
+    validates = valid(program)
+
+    def accept(point: Point) -> tuple[bool, Sequence[str]]:
+        ok, named = validates(point)
+        if not ok or not program.cost_constraints:
+            return ok, named
+        return failing_cost_constraint(program, point, cost(program, point, target)) is None, ()
     return accept
 
 

@@ -18,16 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sparsemod_dsl.errors import ArchError, Diagnostic
-from sparsemod_dsl.lang import (
-    arith,
-    fmt,
-    functions,
-    intervals,
-    ir,
-    loader,
-    lower,
-    parser,
-)
+from sparsemod_dsl.lang import arith, fmt, functions, intervals, ir, loader, lower, parser
 from sparsemod_dsl.lang.compiler import compile_source
 from sparsemod_dsl.lang.lower.messages import suggest, typo_distance
 from sparsemod_dsl.lang.shapes import Interval

@@ -543,3 +543,13 @@ def test_morph_marks() -> None:
 )
 def test_bad_morph_marks(text: str, message: str) -> None:
     assert message in error(text)[2]
+
+
+def test_constraint_after_a_layer_is_an_error_not_a_layer() -> None:
+    """After a layer the lexer reads `constraint` as a name; as a layer it would format
+    onto a line of its own, where it starts a constraint: the text would not parse again."""
+    with pytest.raises(ArchError) as error:
+        parse("network {\n    relu constraint\n}\n")
+    (d,) = error.value.diagnostics
+    assert (d.span.line, d.span.column) == (2, 10)
+    assert "`constraint` starts a statement" in d.message

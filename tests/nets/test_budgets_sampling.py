@@ -242,3 +242,27 @@ def test_sparsemodc_cost_says_whether_the_cost_constraints_hold(
     report = json.loads(out)
     assert report["cost_constraint"] is None or "cost constraint at line" in report[
         "cost_constraint"]
+
+
+def test_sample_valid_keeps_to_the_cost_constraints(
+        capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
+    """`sample --valid` prices its points: each meets the cost constraints, as `cost` says
+    (found while testing the merged constructs: it used to validate shapes only)."""
+    import os
+
+    os.chdir(str(tmp_path))
+    with open("b.arch", "w") as file:
+        file.write(SPACE.replace("800_000", "100_000"))
+    code, out, _ = run_cli(capsys, "sample", "b.arch", "-n", "6", "--valid")
+    assert code == 0
+    prog = compile_source(SPACE.replace("800_000", "100_000"), "b.arch")
+    for line in out.splitlines():
+        pt = json.loads(line)
+        assert failing_cost_constraint(prog, pt, cost.cost(prog, pt)) is None
+    with open("l.arch", "w") as file:
+        file.write(SPACE + "constraint latency <= 20 ms\n")
+    code, _, err = run_cli(capsys, "sample", "l.arch", "-n", "2", "--valid")
+    assert code != 0 and "a latency constraint needs a target: pass --target NAME" in err
+    code, out, _ = run_cli(capsys, "sample", "l.arch", "-n", "2", "--valid",
+                           "--target", "stm32f446")
+    assert code == 0 and len(out.splitlines()) == 2

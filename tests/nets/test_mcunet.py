@@ -25,7 +25,7 @@ from sparsemod_dsl.space import compile_file, compile_text
 
 MCUNET = STDLIB / "mcunet.arch"
 #: A reference point: half width, every stage two blocks deep, kernel 3, expansion 6.
-REFERENCE = {"width": 50} | {f"stage{i}.extra": 1 for i in range(1, 7)}
+REFERENCE = {"width": 0.5} | {f"stage{i}.extra": 1 for i in range(1, 7)}
 
 
 def fixed_size(res: int) -> str:
@@ -71,7 +71,7 @@ def test_the_generated_builder_follows_the_chosen_size() -> None:
     prog = compile_file(MCUNET).program
     namespace: dict[str, object] = {}
     exec(compile(builder_source(prog), "mcunet_builder.py", "exec"), namespace)
-    pt = REFERENCE | {"res": 64, "width": 30}
+    pt = REFERENCE | {"res": 64, "width": 0.3}
     generated = namespace["build"](pt)  # type: ignore[operator]
     runtime = compile_file(MCUNET).build(pt)
     assert generated.state_dict().keys() == runtime.state_dict().keys()
@@ -99,7 +99,7 @@ network {
 
 def test_a_morph_changes_the_resolution_and_the_child_inherits_every_weight() -> None:
     space = compile_file(MCUNET)
-    parent_point = REFERENCE | {"res": 64, "width": 30}
+    parent_point = REFERENCE | {"res": 64, "width": 0.3}
     parent = space.build(parent_point)
     rng = random.Random(0)
     mutation = None

@@ -42,7 +42,7 @@ from sparsemod_dsl.nets.trace import trace
 
 pytest.importorskip("tflite_micro", reason="needs the deploy extra (tflite-micro)")
 
-CNN_SPACES = ("sparse_cnn", "sparse_cnn_seq", "ds_cnn", "mbconv")
+CNN_SPACES = ("sparse_cnn", "sparse_cnn_seq", "ds_cnn", "mbconv", "tcn")
 SPACES = {name: program(name) for name in CNN_SPACES} | {
     name: deploy_program(name) for name in DEPLOY_SOURCES}
 #: Skip points whose networks take long to run 100 times in TFLM's reference kernels.
