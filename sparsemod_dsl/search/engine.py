@@ -23,7 +23,6 @@ first, so re-running the same command resumes where the last run stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import time
@@ -39,17 +38,18 @@ from ..lang.infer import MAX_LEN
 from ..nets.cost import cost
 from ..nets.morph import Mutation, inherit, mutate
 from ..nets.point import Point
-from ..nets.targets import Target, load_target
 from ..space import Space, compile_file
 from .axstrategy import Strategy
 from .data import DataBundle, DataError, load_dataset, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
+from .final import final_data, retrain
 from .journal import RUN_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
-from .pricing import Pricer
+from .pricing import Pricer, budgeted_target
 from .resize import Resizer
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
+from .scoring import Scored, runs
 from .state import State, load_state, save_state, search_event
 from .strategy import make_strategy
 from .train import (
@@ -135,8 +135,10 @@ class Search:
         self.resizer = Resizer(self.data)
         self._check_splitter()
         self._check_loss()
+        self._bound("scoring", partial(runs, self.data, experiment.scoring, experiment.seed))
+        self._bound("final", partial(final_data, self.data, experiment.final))
         self.arch_source = experiment.arch.read_text(encoding="utf-8")
-        self.target = self._target()
+        self.target = budgeted_target(experiment.target)
         custom = experiment.training.trainer
         self.trainer: Trainer = trainer or (
             self._bound("training.trainer", partial(resolve, custom)) if custom
@@ -197,19 +199,6 @@ class Search:
                 f"{self.program.classes} values for an input of shape "
                 f"{self.data.input_shape}: an autoencoder's output is its input's size")
 
-    def _target(self) -> Target | None:
-        settings = self.config.target
-        if settings.name is None:
-            return None
-        target = load_target(settings.name)
-        if settings.ram_bytes is not None:  # the budget itself: nothing reserved on top
-            target = dataclasses.replace(target, sram_bytes=settings.ram_bytes,
-                                         reserved_ram_bytes=0)
-        if settings.flash_bytes is not None:
-            target = dataclasses.replace(target, flash_bytes=settings.flash_bytes,
-                                         reserved_flash_bytes=0)
-        return target
-
     def _write_setup(self) -> None:
         """What `report` and `show` need to rebuild networks without the experiment file."""
         write_atomic(self.results / SETUP, json.dumps({
@@ -262,42 +251,40 @@ class Search:
         if reason is not None:
             return Outcome("infeasible", reason)
         try:  # user code runs here (trainer, dataset, collate): anything may be raised
-            result, test_error, measured = self._train(point, epochs, parent, trial_id)
+            scored = self._score(point, epochs, parent, trial_id)
         except (Exception, SystemExit) as error:
             return Outcome("failed", failure(error))
-        save_network(self.results, trial_id, result.float_model.state_dict(), point,
-                     self.arch_source, {"val_error": result.val_error})
-        return Outcome("completed", metrics={
-            "error": result.val_error,
-            "flash_bytes": measured.flash_bytes,
-            "ram_bytes": measured.ram_bytes,
-            "macs": measured.macs,
-            "latency_ms": measured.latency_ms,
-            "train_seconds": result.train_seconds,
-            "sparsity": result.sparsity,
-            "test_error": test_error,
-        })
+        save_network(self.results, trial_id, scored.first.float_model.state_dict(), point,
+                     self.arch_source, {"val_error": scored.first.val_error})
+        return Outcome("completed", metrics=scored.metrics())
 
-    def _train(self, point: Point, epochs: int, parent: Trial | None, trial_id: int
-               ) -> tuple[TrainResult, float, Any]:
-        """Build, train and measure one point: its training result, test error and costs."""
+    def _score(self, point: Point, epochs: int, parent: Trial | None, trial_id: int) -> Scored:
+        """Train one point once per run of `[scoring]` (`scoring.runs`), and measure it."""
+        seed = self.config.seed + trial_id
+        trainings = [self._train(point, epochs, parent, seed + offset, data) for data, offset
+                     in runs(self._data(point), self.config.scoring, self.config.seed)]
+        sparse = trainings[0][0].sparsity if self.pricer.sparse_flash else 0.0
+        return Scored(trainings, cost(self.program, point, self.target, self._precision(),
+                                      sparse))
+
+    def _train(self, point: Point, epochs: int, parent: Trial | None, seed: int,
+               data: DataBundle) -> tuple[TrainResult, float]:
+        """Build and train one point on `data` (from its parent's weights, if any): its
+        training result and test error."""
         training = self.config.training
         net = self.space.build(point)
         if parent is not None:
             inherit(net, load_network_record(self.results, parent.id).state_dict)
         config = TrainConfig.from_point(
             point, epochs, training.pruning, training.quantization,
-            self.config.device, self.config.seed + trial_id,
+            self.config.device, seed,
         )
-        data = self._data(point)
         result = self.trainer(net, data, config)
         if not isinstance(result, TrainResult):
             raise TrainingError(f"the trainer returned {type(result).__name__}, not a "
                                 "TrainResult")
         test_error = evaluate(result.model, batches(data.test, data, config, False), data.measure)
-        sparse = result.sparsity if self.pricer.sparse_flash else 0.0
-        return result, test_error, cost(self.program, point, self.target, self._precision(),
-                                        sparse)
+        return result, test_error
 
     def _data(self, point: Point) -> DataBundle:
         """The data at the point's input size: resized once per searched resolution."""
@@ -351,6 +338,7 @@ class Search:
                     self._bo_batch)
         self._stage("morph", stages.morph_rounds, 1, epochs[2], self._morph_batch)
         front = self._finish()
+        retrain(self, front)
         seconds = time.monotonic() - started
         self.timings.total += seconds
         self.state.seconds += seconds

@@ -194,9 +194,29 @@ class TrainingSettings:
     trainer: str | None = _key(None, _reference())
 
 
+@dataclass(frozen=True, slots=True)
+class ScoringSettings:
+    """[scoring]: a point's error is the mean of `repeats` trainings (seeds), or of
+    `folds`-fold cross-validation over train + validation (0: off); see docs/search.md."""
+
+    repeats: int = _key(1, _at_least(1, 100))
+    folds: int = _key(0, lambda v: None if v == 0 or 2 <= v <= 100 else
+                      f"must be 0 (off) or in 2..100, found {v}")
+
+
+@dataclass(frozen=True, slots=True)
+class FinalSettings:
+    """[final]: each Pareto network retrained `seeds` times after the search (`final`)."""
+
+    seeds: int = _key(0, _at_least(0, 100))
+    train_on_validation: bool = _key(False)
+    epochs: int = _key(0, _at_least(0))
+
+
 SECTIONS: dict[str, type] = {
     "data": DataSettings, "stages": StageSettings, "objectives": ObjectiveSettings,
-    "target": TargetSettings, "training": TrainingSettings,
+    "target": TargetSettings, "training": TrainingSettings, "scoring": ScoringSettings,
+    "final": FinalSettings,
 }
 _TOP_KEYS = (*(f.name for f in fields(_TopLevel)), *SECTIONS)
 #: Every key of the file, dotted.
@@ -222,6 +242,8 @@ class Experiment:
     objectives: ObjectiveSettings
     target: TargetSettings
     training: TrainingSettings
+    scoring: ScoringSettings = ScoringSettings()
+    final: FinalSettings = FinalSettings()
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -263,6 +285,10 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
         if not file.is_file():
             problems.append(f"target.name: target file not found: {file}")
         target = replace(target, name=str(file))
+    scoring = sections["scoring"]
+    if scoring and scoring.repeats > 1 and scoring.folds:
+        problems.append(f"scoring.repeats ({scoring.repeats}) and scoring.folds "
+                        f"({scoring.folds}) exclude each other: choose one")
     if top is None:
         return None
     arch = (base / top.arch).resolve()
@@ -275,7 +301,8 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
     if problems or None in sections.values():
         return None
     return Experiment(path, arch, name, results, top.seed, top.device, sections["data"],
-                      sections["stages"], objectives, target, sections["training"])
+                      sections["stages"], objectives, target, sections["training"],
+                      scoring, sections["final"])
 
 
 def _results_problem(results: Path) -> str | None:
@@ -399,12 +426,16 @@ def canonical_settings(experiment: Experiment) -> dict[str, Any]:
     """What a search depends on, as JSON values: every section, and the seed.
 
     Left out: `name`, `results` and `device` (where and how fast the search runs, not
-    what it finds) and `arch` (its source is hashed apart). A target file is named
-    relative to the experiment file, so that moving both keeps the settings.
+    what it finds), `[final]` (the retraining after the search, which may be asked for
+    when the search is over), `[scoring]` at its defaults (older results still resume)
+    and `arch` (its source is hashed apart). A target file is named relative to the
+    experiment file, so that moving both keeps the settings.
     """
     settings: dict[str, Any] = {"seed": experiment.seed}
-    for section in SECTIONS:
-        settings[section] = asdict(getattr(experiment, section))
+    for section, cls in SECTIONS.items():
+        value = getattr(experiment, section)
+        if section != "final" and (section != "scoring" or value != cls()):
+            settings[section] = asdict(value)
     name = experiment.target.name
     if name is not None and name.endswith(".toml"):
         relative = os.path.relpath(name, experiment.path.parent)

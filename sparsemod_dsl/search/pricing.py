@@ -10,6 +10,7 @@ tell the points already tried or priced apart.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Mapping
@@ -18,7 +19,8 @@ from ..lang import ir
 from ..nets.budgets import failing_cost_constraint
 from ..nets.cost import cost, fit
 from ..nets.point import active, validate
-from ..nets.targets import Target
+from ..nets.targets import Target, load_target
+from .experiment import TargetSettings
 
 #: Prune-threshold parameter: pruning during training ends at this sparsity.
 PRUNE_THRESHOLD = "train.prune_threshold"
@@ -72,3 +74,18 @@ class Pricer:
 def key(point: Mapping[str, object]) -> str:
     """A point's identity (its active values), to tell repeats apart."""
     return json.dumps(point, sort_keys=True)
+
+
+def budgeted_target(settings: TargetSettings) -> Target | None:
+    """The experiment's target (None without a name), its budgets overridden by the
+    experiment's `ram_kb` and `flash_kb`: the budget itself, with nothing reserved on top."""
+    if settings.name is None:
+        return None
+    target = load_target(settings.name)
+    if settings.ram_bytes is not None:
+        target = dataclasses.replace(target, sram_bytes=settings.ram_bytes,
+                                     reserved_ram_bytes=0)
+    if settings.flash_bytes is not None:
+        target = dataclasses.replace(target, flash_bytes=settings.flash_bytes,
+                                     reserved_flash_bytes=0)
+    return target

@@ -19,6 +19,7 @@ from ..nets.cost import cost
 from ..nets.targets import load_target
 from ..space import compile_file
 from .experiment import OBJECTIVES
+from .final import final_table
 from .journal import Journal
 from .objective import error_label, error_phrase, in_units, show_error
 from .results import JOURNAL, SETUP
@@ -198,7 +199,8 @@ def report(results: Path) -> tuple[str, list[Path]]:
                          f"{error.strerror or error}") from None
     table = pareto_table(trials, objectives, space.program, precision,
                          measure(info, space.program))
-    return table + spent, plots
+    final = final_table(trials, journal.records(), measure(info, space.program))
+    return table + spent + (f"\n\n{final}" if final else ""), plots
 
 
 def show(results: Path, trial_id: int) -> str:
