@@ -1,18 +1,23 @@
 """Robust scoring: the mean of k trainings or k folds, and the final retraining.
 
 The searches are the tiny digits searches of `test_search` (a second or so per
-training); a kill during the final retraining is simulated by a trainer that raises
-`KeyboardInterrupt` (not an `Exception`: nothing catches it, as nothing catches a kill).
+training); a kill during the final retraining is simulated in process by a trainer that
+raises `KeyboardInterrupt` (not an `Exception`: nothing catches it, as nothing catches a
+kill), and done for real to a `sparsemodc search` process of `small_search`.
 """
 
 from __future__ import annotations
 
+import random
 import re
+import signal
+import time
 from pathlib import Path
 from statistics import fmean
 
 import pytest
 import torch
+from small_search import start, write_search
 from test_search import experiment, search
 from torch.utils.data import TensorDataset
 
@@ -174,3 +179,34 @@ def test_a_kill_during_the_final_retraining_loses_and_duplicates_nothing(
     assert all(s >= FIRST_FINAL_SEED * SEED_STRIDE for s in trained)
     again, _ = search(path, trainer=counting)
     assert len(trained) == 3 * len(front) - 1
+
+
+def test_a_sigkill_during_the_final_retraining_loses_and_duplicates_nothing(
+        tmp_path: Path) -> None:
+    seed = random.randrange(2**32)
+    stages = "[stages]\nsobol = 2\nbo_rounds = 0\nmorph_rounds = 0\nepochs = [1, 1, 1]\n"
+    path = write_search(tmp_path, stages=stages + "\n[final]\nseeds = 8\n")
+    journal = Journal(tmp_path / "results" / "journal.jsonl")
+
+    def finals() -> list[tuple[int, int]]:
+        return [(r["network"], r["seed"]) for r in journal.records()
+                if r["event"] == FINAL_EVENT]
+
+    process = start(tmp_path, path)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and len(finals()) < 2:
+        time.sleep(0.01)
+    time.sleep(random.Random(seed).uniform(0.0, 0.3))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = finals()
+    assert len(before) == len(set(before)) >= 2, seed
+    trials = journal.trials()
+    last = start(tmp_path, path)
+    assert last.wait(timeout=300) == 0, sorted(tmp_path.glob("log-*.txt"))[-1].read_text()
+    after = finals()
+    networks = sorted({n for n, _ in after})
+    assert after[:len(before)] == before and len(after) == len(set(after)), seed
+    assert len(before) < len(after), "the kill came after the last retraining"
+    assert sorted(after) == [(n, s) for n in networks for s in range(8)], seed
+    assert journal.trials() == trials  # no trial trained again
