@@ -25,6 +25,7 @@ def _search(args: argparse.Namespace) -> int:
     experiment = load_experiment(args.experiment)  # its errors come before torch is imported
     with locked(experiment.results):  # a second search on the directory stops here at once
         from ..search.engine import Search  # noqa: PLC0415
+        from ..search.final import final_table  # noqa: PLC0415
         from ..search.report import pareto_table  # noqa: PLC0415
 
         engine = Search(experiment, progress=True)
@@ -32,6 +33,9 @@ def _search(args: argparse.Namespace) -> int:
     print()
     print(pareto_table(engine.journal.trials(), engine.objectives, engine.program,
                        engine.pricer.precision, engine.data.measure))
+    if final := final_table(engine.journal.trials(), engine.journal.records(),
+                            engine.data.measure):
+        print(f"\n{final}")
     spent = engine.timings
     print(f"\ntime: {spent.total:.0f} s, of which {spent.training:.0f} s training and "
           f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)")
@@ -79,7 +83,8 @@ REPORT = Command(
     "report",
     help="print the Pareto table of a results directory and write plots",
     description="Print the Pareto-front networks of a search in real units (error %, "
-    "flash KB, RAM KB, latency ms) and write pareto.png and best_error.png into the "
+    "flash KB, RAM KB, latency ms), then the final retraining's mean and spread of test "
+    "error if the search had one, and write pareto.png and best_error.png into the "
     "results directory.",
     arguments=_results_argument,
     run=_report,

@@ -17,6 +17,8 @@ from statistics import fmean
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from small_search import start, write_search
 from test_search import experiment, search
 from torch.utils.data import TensorDataset
@@ -72,6 +74,25 @@ def test_three_folds_are_three_recorded_trainings_on_disjoint_validation_parts(
         assert not train & set(val) and len(train) + len(val) == 14
         assert part.test is parts[0].test
     assert [len(v) for v in vals] == [len(p.val) for p in folds(bundle(), 3, seed=5)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 40), st.integers(0, 8), st.integers(2, 10), st.integers(0, 2**32 - 1))
+def test_folds_partition_train_and_validation(n: int, n_val: int, k: int, seed: int) -> None:
+    """Each example of train + validation is validated on in exactly one fold and
+    trained on in the others; the same seed gives the same folds."""
+    data = bundle(n)
+    data.val = TensorDataset(torch.arange(n_val) + 100.0, torch.zeros(n_val, dtype=torch.long))
+    if n + n_val < k:
+        return
+    parts = folds(data, k, seed)
+    values = [[sorted(float(d[j][0]) for j in range(len(d))) for d in (p.train, p.val)]
+              for p in parts]
+    every = sorted([*map(float, range(n)), *(100.0 + v for v in range(n_val))])
+    assert sorted(v for _, val in values for v in val) == every
+    assert all(sorted(train + val) == every for train, val in values)
+    assert max(len(val) for _, val in values) - min(len(val) for _, val in values) <= 1
+    assert [p.val.indices for p in folds(data, k, seed)] == [p.val.indices for p in parts]
 
 
 def test_folds_refuse_anomaly_sets_and_too_few_examples() -> None:
@@ -204,6 +225,7 @@ def test_a_sigkill_during_the_final_retraining_loses_and_duplicates_nothing(
     trials = journal.trials()
     last = start(tmp_path, path)
     assert last.wait(timeout=300) == 0, sorted(tmp_path.glob("log-*.txt"))[-1].read_text()
+    assert "mean test error %" in sorted(tmp_path.glob("log-*.txt"))[-1].read_text()  # the CLI
     after = finals()
     networks = sorted({n for n, _ in after})
     assert after[:len(before)] == before and len(after) == len(set(after)), seed
