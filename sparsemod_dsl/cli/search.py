@@ -34,9 +34,15 @@ def _search(args: argparse.Namespace) -> int:
                        engine.pricer.precision, engine.data.measure))
     spent = engine.timings
     print(f"\ntime: {spent.total:.0f} s, of which {spent.training:.0f} s training and "
-          f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)")
+          f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)"
+          + _all_runs(engine.state.seconds, spent.total))
     print(f"results: {experiment.results} (`sparsemodc report {experiment.results}`)")
     return EXIT_OK
+
+
+def _all_runs(seconds: float, this_run: float) -> str:
+    """The whole search's time when earlier runs (killed ones too) add to this one's."""
+    return f"; {seconds:.0f} s over all runs of the search" if seconds > this_run + 0.5 else ""
 
 
 def _results_argument(parser: argparse.ArgumentParser) -> None:

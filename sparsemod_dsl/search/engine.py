@@ -44,7 +44,7 @@ from ..space import Space, compile_file
 from .axstrategy import Strategy
 from .data import DataBundle, DataError, load_dataset, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
-from .journal import RUN_EVENT, SEARCH_EVENT, Journal
+from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
 from .pricing import Pricer
@@ -336,6 +336,7 @@ class Search:
     def _run(self) -> list[Trial]:
         started = time.monotonic()
         self._resume()
+        self.journal.append({"event": RUN_START_EVENT})  # a killed run counts up to its last event
         for trial in self.journal.trials():
             if trial.status == "interrupted":
                 self.report(f"trial {trial.id} was interrupted: running it again")

@@ -22,7 +22,7 @@ from .experiment import OBJECTIVES
 from .journal import Journal
 from .objective import error_label, error_phrase, in_units, show_error
 from .results import JOURNAL, SETUP
-from .state import spent_seconds
+from .state import runs, spent_seconds
 from .text import table
 from .trials import Trial, pareto_front
 
@@ -187,8 +187,10 @@ def report(results: Path) -> tuple[str, list[Path]]:
     if not trials:
         raise UsageError(f"{results}: the search has no trials yet")
     objectives = list(info["objectives"])
-    seconds = spent_seconds(results, journal.records())
-    spent = f"\nsearch time: {seconds / 60:.1f} min" if seconds else ""
+    records = journal.records()
+    seconds, count = spent_seconds(results, records), runs(records)
+    spent = (f"\nsearch time: {seconds / 60:.1f} min"
+             + (f" over {count} runs" if count > 1 else "") if seconds else "")
     space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
     precision = "float32" if info.get("quantization") == "none" else "int8"
     try:
