@@ -223,7 +223,15 @@ class Search:
             "quantization": self.config.training.quantization,
             "weights": self.config.target.weights,
             "objectives": self.objectives,
+            "budgets": self._budgets(),
         }, indent=1) + "\n")
+
+    def _budgets(self) -> dict[str, int] | None:
+        """The flash and RAM budgets in bytes (the target's, or the experiment's own), for
+        the report's budget lines; None without a target."""
+        target = self.pricer.target
+        return None if target is None else {"flash_bytes": target.flash_budget_bytes,
+                                             "ram_bytes": target.ram_budget_bytes}
 
     # --- one trial ------------------------------------------------------------------------
 

@@ -122,21 +122,34 @@ def spent_seconds(results_dir: Path | str, records: Sequence[Mapping[str, Any]])
     (to the second: the journal's times), so that the time of a resumed search is the
     time of every run. A journal without its first event adds `state.json`'s count.
     """
-    seconds, span = 0.0, None
-    for record in records:
-        if record["event"] == RUN_EVENT:
-            seconds, span = seconds + float(record["seconds"]), None
-            continue
-        if record["event"] == RUN_START_EVENT and span is not None:  # the last run was killed
-            seconds, span = seconds + span[1] - span[0], None
-        moment = _moment(record.get("time"))
-        if moment is not None:
-            span = (span[0] if span else moment, moment)
-    seconds += span[1] - span[0] if span else 0.0
+    seconds = _clock(records)[0]
     if not any(r["event"] == SEARCH_EVENT for r in records):
         saved = read_state(results_dir)
         seconds += saved.seconds if saved is not None else 0.0
     return seconds
+
+
+def finish_seconds(records: Sequence[Mapping[str, Any]]) -> dict[int, float]:
+    """The search time (as `spent_seconds` counts it, without the time between runs) at
+    which each trial finished, by trial id: for plotting progress against time."""
+    return _clock(records)[1]
+
+
+def _clock(records: Sequence[Mapping[str, Any]]) -> tuple[float, dict[int, float]]:
+    """The seconds of all runs together, and the search time at each `finished` event."""
+    done, span, finished = 0.0, None, {}
+    for record in records:
+        if record["event"] == RUN_EVENT:
+            done, span = done + float(record["seconds"]), None
+            continue
+        if record["event"] == RUN_START_EVENT and span is not None:  # the last run was killed
+            done, span = done + span[1] - span[0], None
+        moment = _moment(record.get("time"))
+        if moment is not None:
+            span = (span[0] if span else moment, moment)
+            if record["event"] == "finished":
+                finished[record["trial"]] = done + span[1] - span[0]
+    return done + (span[1] - span[0] if span else 0.0), finished
 
 
 def runs(records: Sequence[Mapping[str, Any]]) -> int:
