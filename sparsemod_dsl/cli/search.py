@@ -83,10 +83,11 @@ SEARCH = Command(
 
 REPORT = Command(
     "report",
-    help="print the Pareto table of a results directory and write plots",
+    help="print the Pareto table of a results directory and write its page and plots",
     description="Print the Pareto-front networks of a search in real units (error %, "
-    "flash KB, RAM KB, latency ms) and write pareto.png and best_error.png into the "
-    "results directory.",
+    "flash KB, RAM KB, latency ms) and write report.html (a self-contained page with "
+    "interactive charts) and pareto.png, hypervolume.png and test_vs_validation.png into "
+    "the results directory.",
     arguments=_results_argument,
     run=_report,
 )
