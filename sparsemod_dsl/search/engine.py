@@ -47,7 +47,7 @@ from .experiment import Experiment, canonical_settings, experiment_hash
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
-from .pricing import Pricer
+from .pricing import Pricer, budget_bytes
 from .resize import Resizer
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
 from .state import State, load_state, save_state, search_event
@@ -223,15 +223,8 @@ class Search:
             "quantization": self.config.training.quantization,
             "weights": self.config.target.weights,
             "objectives": self.objectives,
-            "budgets": self._budgets(),
+            "budgets": budget_bytes(self.pricer.target),
         }, indent=1) + "\n")
-
-    def _budgets(self) -> dict[str, int] | None:
-        """The flash and RAM budgets in bytes (the target's, or the experiment's own), for
-        the report's budget lines; None without a target."""
-        target = self.pricer.target
-        return None if target is None else {"flash_bytes": target.flash_budget_bytes,
-                                             "ram_bytes": target.ram_budget_bytes}
 
     # --- one trial ------------------------------------------------------------------------
 

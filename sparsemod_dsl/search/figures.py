@@ -15,6 +15,7 @@ from typing import Any
 
 from .figdata import Figures
 from .htmlreport import STAGE_COLOURS, charts, colour
+from .svgplot import Chart
 
 
 def plot(figs: Figures, folder: Path) -> list[Path]:
@@ -52,7 +53,7 @@ def plot(figs: Figures, folder: Path) -> list[Path]:
     return written
 
 
-def _draw(ax: Any, chart: Any) -> None:
+def _draw(ax: Any, chart: Chart) -> None:
     """One chart of `htmlreport.charts` on matplotlib axes."""
     for strong in (False, True):
         marks = [m for m in chart.marks if m.strong == strong]

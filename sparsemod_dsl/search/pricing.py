@@ -72,3 +72,11 @@ class Pricer:
 def key(point: Mapping[str, object]) -> str:
     """A point's identity (its active values), to tell repeats apart."""
     return json.dumps(point, sort_keys=True)
+
+
+def budget_bytes(target: Target | None) -> dict[str, int] | None:
+    """The flash and RAM budgets in bytes that points are priced against (the target's,
+    or the experiment's own), for `setup.json` and the report's budget lines; None
+    without a target."""
+    return None if target is None else {"flash_bytes": target.flash_budget_bytes,
+                                         "ram_bytes": target.ram_budget_bytes}

@@ -10,6 +10,7 @@ it can: `apt-get install chromium`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -26,7 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from small_search import ARCH
 
+from sparsemod_dsl.nets.targets import load_target
+from sparsemod_dsl.search.figdata import budgets
 from sparsemod_dsl.search.journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT
+from sparsemod_dsl.search.pricing import budget_bytes
 from sparsemod_dsl.search.report import report
 
 NOON = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
@@ -146,6 +150,18 @@ def test_every_chart_is_well_formed_svg(tmp_path: Path,
     for svg in re.findall(r"<svg.*?</svg>", page, re.S):
         ElementTree.fromstring(svg)
         assert not re.search(r"\b(nan|inf)\b", svg), svg[:200]
+
+
+def test_budget_lines_come_from_setup_json_else_from_the_target() -> None:
+    """`setup.json`'s `budgets` are the experiment's own limits (the 16 KB of the digits
+    example); older files without them fall back to the target's."""
+    target = load_target("stm32f446")
+    saved = budget_bytes(dataclasses.replace(target, flash_bytes=16384, reserved_flash_bytes=0))
+    assert saved is not None and saved["flash_bytes"] == 16384
+    assert budgets({"target": "stm32f446", "budgets": saved})["flash"] == 16.0
+    assert budgets({"target": "stm32f446"}) == {
+        "flash": target.flash_budget_bytes / 1024, "ram": target.ram_budget_bytes / 1024}
+    assert budgets({"target": None}) == {} and budget_bytes(None) is None
 
 
 def blank_share(png: Path) -> float:
