@@ -16,6 +16,7 @@ import random
 import re
 import shutil
 import subprocess
+import tempfile
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -139,8 +140,7 @@ def test_every_chart_is_well_formed_svg(tmp_path: Path,
                                         budgets: bool) -> None:
     """Ties, a single trial, errors of 0 and 1, no test errors, all failed: every chart
     is valid XML with finite coordinates."""
-    folder = tmp_path / f"r{abs(hash(str(rows))) % 10**8}{budgets}"
-    folder.mkdir()
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))  # one per example
     trials = [{"stage": stage, "status": status, "error": error, "test_error": test,
                "flash_bytes": size, "ram_bytes": size // 2}
               if status == "completed" else {"stage": stage, "status": status, "reason": "x"}
@@ -213,6 +213,7 @@ def console(run: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def test_the_page_opens_in_chromium_without_console_errors(tmp_path: Path) -> None:
+    chromium()  # or skip, before any work
     (tmp_path / "results").mkdir()
     report(search(tmp_path / "results"))
     page = tmp_path / "results" / "report.html"
@@ -232,6 +233,7 @@ def test_the_page_opens_in_chromium_without_console_errors(tmp_path: Path) -> No
 def test_hovering_a_point_shows_its_trial_and_marks_it_everywhere(tmp_path: Path) -> None:
     """A script appended to the page moves the mouse onto the first point of trial 3 and
     writes what the page then shows into the DOM, which `--dump-dom` prints."""
+    chromium()
     report(search(tmp_path))
     page = (tmp_path / "report.html").read_text()
     probe = """<script>
