@@ -38,9 +38,15 @@ def _search(args: argparse.Namespace) -> int:
         print(f"\n{final}")
     spent = engine.timings
     print(f"\ntime: {spent.total:.0f} s, of which {spent.training:.0f} s training and "
-          f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)")
+          f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)"
+          + _all_runs(engine.state.seconds, spent.total))
     print(f"results: {experiment.results} (`sparsemodc report {experiment.results}`)")
     return EXIT_OK
+
+
+def _all_runs(seconds: float, this_run: float) -> str:
+    """The whole search's time when earlier runs (killed ones too) add to this one's."""
+    return f"; {seconds:.0f} s over all runs of the search" if seconds > this_run + 0.5 else ""
 
 
 def _results_argument(parser: argparse.ArgumentParser) -> None:
@@ -81,11 +87,12 @@ SEARCH = Command(
 
 REPORT = Command(
     "report",
-    help="print the Pareto table of a results directory and write plots",
+    help="print the Pareto table of a results directory and write its page and plots",
     description="Print the Pareto-front networks of a search in real units (error %, "
     "flash KB, RAM KB, latency ms), then the final retraining's mean and spread of test "
-    "error if the search had one, and write pareto.png and best_error.png into the "
-    "results directory.",
+    "error if the search had one, and write report.html (a self-contained page with "
+    "interactive charts) and pareto.png, hypervolume.png and test_vs_validation.png into "
+    "the results directory.",
     arguments=_results_argument,
     run=_report,
 )

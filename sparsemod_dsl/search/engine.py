@@ -43,10 +43,10 @@ from .axstrategy import Strategy
 from .data import DataBundle, DataError, load_dataset, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
 from .final import final_data, retrain
-from .journal import RUN_EVENT, SEARCH_EVENT, Journal
+from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
-from .pricing import Pricer, budgeted_target
+from .pricing import Pricer, budget_bytes, budgeted_target
 from .resize import Resizer
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
 from .scoring import Scored, runs
@@ -212,6 +212,7 @@ class Search:
             "quantization": self.config.training.quantization,
             "weights": self.config.target.weights,
             "objectives": self.objectives,
+            "budgets": budget_bytes(self.pricer.target),
         }, indent=1) + "\n")
 
     # --- one trial ------------------------------------------------------------------------
@@ -323,6 +324,7 @@ class Search:
     def _run(self) -> list[Trial]:
         started = time.monotonic()
         self._resume()
+        self.journal.append({"event": RUN_START_EVENT})  # a killed run counts up to its last event
         for trial in self.journal.trials():
             if trial.status == "interrupted":
                 self.report(f"trial {trial.id} was interrupted: running it again")

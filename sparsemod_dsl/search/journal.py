@@ -123,6 +123,9 @@ class Journal:
 SEARCH_EVENT = "search"
 #: The journal event that ends a run of a search, with its wall-clock `seconds`.
 RUN_EVENT = "run"
+#: The journal event that begins a run, so that a run killed before its `RUN_EVENT`
+#: still counts, up to its last event (`state.spent_seconds`).
+RUN_START_EVENT = "run_started"
 #: The fields each event must have.
 _REQUIRED = {"started": ("trial", "stage", "params"), "finished": ("trial", "status"),
              SEARCH_EVENT: ("experiment_hash", "arch_hash", "settings"), RUN_EVENT: ("seconds",)}

@@ -89,3 +89,11 @@ def budgeted_target(settings: TargetSettings) -> Target | None:
         target = dataclasses.replace(target, flash_bytes=settings.flash_bytes,
                                      reserved_flash_bytes=0)
     return target
+
+
+def budget_bytes(target: Target | None) -> dict[str, int] | None:
+    """The flash and RAM budgets in bytes that points are priced against (the target's,
+    or the experiment's own), for `setup.json` and the report's budget lines; None
+    without a target."""
+    return None if target is None else {"flash_bytes": target.flash_budget_bytes,
+                                         "ram_bytes": target.ram_budget_bytes}

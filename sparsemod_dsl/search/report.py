@@ -19,11 +19,14 @@ from ..nets.cost import cost
 from ..nets.targets import load_target
 from ..space import compile_file
 from .experiment import OBJECTIVES
+from .figdata import Figures, budgets, figures
+from .figures import plot
 from .final import final_table
+from .htmlreport import page
 from .journal import Journal
-from .objective import error_label, error_phrase, in_units, show_error
-from .results import JOURNAL, SETUP
-from .state import spent_seconds
+from .objective import error_label, error_phrase, show_error
+from .results import JOURNAL, SETUP, write_atomic
+from .state import runs, spent_seconds
 from .text import table
 from .trials import Trial, pareto_front
 
@@ -133,67 +136,27 @@ def pareto_table(trials: Sequence[Trial], objectives: Sequence[str],
     return head + "\n\n" + table(rows, [h for h, _ in columns], left=2) + note
 
 
-def plot(trials: Sequence[Trial], objectives: Sequence[str], folder: Path,
-         loss: str = "cross_entropy") -> list[Path]:
-    """PNG plots: pairwise scatter of the objectives (Pareto front marked) and the best
-    validation error over trials (its units per `loss`). Returns the files written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = [t for t in trials if t.status == "completed"]
-    front = {t.id for t in pareto_front(trials, objectives)}
-    units = {"error": (error_label(loss), lambda v: in_units(v, loss)),
-             "flash": ("flash KB", lambda v: v / 1024), "ram": ("RAM KB", lambda v: v / 1024),
-             "latency": ("latency ms", lambda v: v)}
-    written = []
-    pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1:]]
-    if pairs:
-        fig, axes = plt.subplots(1, len(pairs), figsize=(4.5 * len(pairs), 4), squeeze=False)
-        for ax, (a, b) in zip(axes[0], pairs):
-            for on_front, style in ((False, {"c": "0.7", "s": 14}), (True, {"c": "C3", "s": 30})):
-                chosen = [t for t in done if (t.id in front) == on_front]
-                ax.scatter([units[a][1](t.objective(a)) for t in chosen],  # type: ignore[no-untyped-call]
-                           [units[b][1](t.objective(b)) for t in chosen],  # type: ignore[no-untyped-call]
-                           label="Pareto front" if on_front else "other trials", **style)
-            ax.set_xlabel(units[a][0])
-            ax.set_ylabel(units[b][0])
-            ax.legend()
-        fig.tight_layout()
-        written.append(folder / "pareto.png")
-        fig.savefig(written[-1], dpi=100)
-        plt.close(fig)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    best, xs, ys = float("inf"), [], []
-    for t in done:
-        best = min(best, t.error if t.error is not None else best)
-        xs.append(t.id)
-        ys.append(in_units(best, loss))
-    ax.step(xs, ys, where="post")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"best validation {error_label(loss)}")
-    fig.tight_layout()
-    written.append(folder / "best_error.png")
-    fig.savefig(written[-1], dpi=100)
-    plt.close(fig)
-    return written
-
-
 def report(results: Path) -> tuple[str, list[Path]]:
-    """The Pareto table of a results directory, and the plots written into it."""
+    """The Pareto table of a results directory, and the page and plots written into it
+    (`report.html`, then the PNGs of `figures`)."""
     info = setup(results)
     journal = Journal(results / JOURNAL)
     trials = journal.trials()
     if not trials:
         raise UsageError(f"{results}: the search has no trials yet")
     objectives = list(info["objectives"])
-    seconds = spent_seconds(results, journal.records())
-    spent = f"\nsearch time: {seconds / 60:.1f} min" if seconds else ""
+    records = journal.records()
+    seconds, count = spent_seconds(results, records), runs(records)
+    spent = (f"\nsearch time: {seconds / 60:.1f} min"
+             + (f" over {count} runs" if count > 1 else "") if seconds else "")
     space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
     precision = "float32" if info.get("quantization") == "none" else "int8"
+    loss = measure(info, space.program)
+    figs = figures(trials, objectives, loss, records, budgets(info), space.program.classes
+                   if space.program.loss == "cross_entropy" else None)
     try:
-        plots = plot(trials, objectives, results, measure(info, space.program))
+        plots = write_page(results, figs, info, trials, spent.strip(), loss)
+        plots += plot(figs, results)
     except OSError as error:  # a read-only results directory, a full disk
         raise UsageError(f"{error.filename or results}: cannot write the plots: "
                          f"{error.strerror or error}") from None
@@ -201,6 +164,24 @@ def report(results: Path) -> tuple[str, list[Path]]:
                          measure(info, space.program))
     final = final_table(trials, journal.records(), measure(info, space.program))
     return table + spent + (f"\n\n{final}" if final else ""), plots
+
+
+def write_page(results: Path, figs: Figures, info: dict[str, Any], trials: Sequence[Trial],
+               spent: str, loss: str) -> list[Path]:
+    """Write `report.html` (`htmlreport`) with a summary of the search; returns its path."""
+    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
+    limits = ", ".join(f"{k} {v:.1f} KB" for k, v in figs.budgets.items())
+    summary = [f"{len(trials)} trials: {counts['completed']} trained, {counts['infeasible']} "
+               f"infeasible, {counts['failed']} failed; objectives: {', '.join(figs.objectives)}"
+               f"; error: {figs.error_label} (the search's score), {figs.test_label} on the "
+               "held-out test set",
+               f"target: {info.get('target') or 'none'}" + (f" (budgets: {limits})" if limits
+                                                             else "")
+               + (f"; {spent}" if spent else ""),
+               f"space: {info['arch']}"]
+    path = results / "report.html"
+    write_atomic(path, page(figs, f"Search report: {Path(info['arch']).stem}", summary, loss))
+    return [path]
 
 
 def show(results: Path, trial_id: int) -> str:

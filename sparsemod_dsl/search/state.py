@@ -2,11 +2,12 @@
 
 The journal is the one source of truth: its first event (`SEARCH_EVENT`) says what
 the directory is a search of (experiment and `.arch` hashes, canonical settings),
-its trial events how far the search got, and a `RUN_EVENT` ends every run with its
-time. `load_state` rebuilds the state from the journal, refuses to go on with a
-search of something else (and says what changed), and never hands out a trial id
-the journal has used. `state.json` is a cache of that state for readers; a
-missing, stale or damaged one is rebuilt. A journal written before the first event
+its trial events how far the search got, a `RUN_START_EVENT` begins every run and
+a `RUN_EVENT` ends every run that was not killed, with its time. `load_state`
+rebuilds the state from the journal, refuses to go on with a search of something
+else (and says what changed), and never hands out a trial id the journal has used.
+`state.json` is a cache of that state for readers; a missing, stale or damaged one
+is rebuilt. A journal written before the first event
 existed is resumed with its `state.json`'s identity.
 """
 
@@ -15,11 +16,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import SparsemodError
-from .journal import RUN_EVENT, SEARCH_EVENT
+from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT
 from .results import STATE, ResultsError, write_atomic
 
 #: Version of the state format; a state of another version is not resumed.
@@ -113,13 +115,54 @@ def load_state(results_dir: Path | str, experiment_hash: str, arch_hash: str,
 
 
 def spent_seconds(results_dir: Path | str, records: Sequence[Mapping[str, Any]]) -> float:
-    """The seconds a search spent over its completed runs: the sum of the journal's
-    `RUN_EVENT`s, plus `state.json`'s count for a journal without its first event."""
-    seconds = float(sum(r["seconds"] for r in records if r["event"] == RUN_EVENT))
+    """The seconds a search spent over all its runs, killed ones included.
+
+    A run that ended normally counts the `seconds` of its `RUN_EVENT`; a run killed
+    (or stopped by an error) before writing it counts from its first event to its last
+    (to the second: the journal's times), so that the time of a resumed search is the
+    time of every run. A journal without its first event adds `state.json`'s count.
+    """
+    seconds = _clock(records)[0]
     if not any(r["event"] == SEARCH_EVENT for r in records):
         saved = read_state(results_dir)
         seconds += saved.seconds if saved is not None else 0.0
     return seconds
+
+
+def finish_seconds(records: Sequence[Mapping[str, Any]]) -> dict[int, float]:
+    """The search time (as `spent_seconds` counts it, without the time between runs) at
+    which each trial finished, by trial id: for plotting progress against time."""
+    return _clock(records)[1]
+
+
+def _clock(records: Sequence[Mapping[str, Any]]) -> tuple[float, dict[int, float]]:
+    """The seconds of all runs together, and the search time at each `finished` event."""
+    done, span, finished = 0.0, None, {}
+    for record in records:
+        if record["event"] == RUN_EVENT:
+            done, span = done + float(record["seconds"]), None
+            continue
+        if record["event"] == RUN_START_EVENT and span is not None:  # the last run was killed
+            done, span = done + span[1] - span[0], None
+        moment = _moment(record.get("time"))
+        if moment is not None:
+            span = (span[0] if span else moment, moment)
+            if record["event"] == "finished":
+                finished[record["trial"]] = done + span[1] - span[0]
+    return done + (span[1] - span[0] if span else 0.0), finished
+
+
+def runs(records: Sequence[Mapping[str, Any]]) -> int:
+    """How many runs the journal tells of: its `RUN_START_EVENT`s, or at least one."""
+    return max(1, sum(r["event"] == RUN_START_EVENT for r in records)) if records else 0
+
+
+def _moment(time: object) -> float | None:
+    """An event's ISO 8601 `time` as a POSIX timestamp; None when absent or unreadable."""
+    try:
+        return datetime.fromisoformat(time).timestamp() if isinstance(time, str) else None
+    except ValueError:
+        return None
 
 
 def _saved_search(event: Mapping[str, Any]) -> State:

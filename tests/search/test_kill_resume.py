@@ -20,7 +20,8 @@ from small_search import importable, start, write_search
 
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import load_experiment
-from sparsemod_dsl.search.journal import Journal
+from sparsemod_dsl.search.journal import RUN_EVENT, Journal
+from sparsemod_dsl.search.state import runs, spent_seconds
 
 #: How many times the search is killed before it may finish.
 KILLS = 3
@@ -87,7 +88,9 @@ def test_deleting_state_json_mid_search_loses_no_trial(
             raise KeyboardInterrupt  # as Ctrl-C would
 
     with pytest.raises(KeyboardInterrupt):
+        began = time.monotonic()
         Search(load_experiment(path), report=stop_after_four).run()
+    interrupted = time.monotonic() - began
     journal = Journal(tmp_path / "results" / "journal.jsonl")
     first = journal.trials()
     assert [t.id for t in first] == [0, 1, 2, 3] and not state.exists()
@@ -97,3 +100,9 @@ def test_deleting_state_json_mid_search_loses_no_trial(
     assert trials[:4] == first
     assert [r["trial"] for r in journal.records() if r["event"] == "started"] == list(range(9))
     assert state.exists()
+    # the search time counts the interrupted run too (to the second of its journal times)
+    records = journal.records()
+    ended = sum(r["seconds"] for r in records if r["event"] == RUN_EVENT)
+    assert runs(records) == 2
+    assert spent_seconds(tmp_path / "results", records) == pytest.approx(
+        ended + interrupted, abs=1.5)

@@ -320,7 +320,7 @@ def test_the_state_is_rebuilt_from_the_journal(tmp_path: Path, cache: str) -> No
     for event in [SEARCH, started(0), finished(0), started(1), finished(1, "failed"),
                   {"event": "run", "seconds": 10.0}, started(2, "bo"), started(3, "bo"),
                   finished(3), started(2, "bo")]:  # 2 interrupted, then run again
-        journal.append(event)
+        journal.append({**event, "time": "2026-11-29T12:00:00+00:00"})  # the last run: 0 s
     if cache != "missing":
         save_state(tmp_path, State("e" * 64, "a" * 64, {"seed": 0}, next_trial=1))
     if cache == "damaged":
