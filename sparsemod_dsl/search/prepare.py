@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from ..errors import UsageError
 from ..lang import ir
 from ..lang.compiler import check_file
-from .data import DataBundle, DataError, _floats, load_dataset
+from .data import DataBundle, DataError, _floats, _raised, load_dataset
 from .experiment import Experiment
 from .train import TrainConfig
 
@@ -136,10 +136,19 @@ class Normalization:
 
 
 def fit_normalization(dataset: Dataset[Any], kind: str) -> Normalization:
-    """The statistics of every sample of `dataset` (the train split), in float64."""
+    """The statistics of every sample of `dataset` (the train split), in float64.
+
+    Raises:
+        DataError: a sample cannot be read (the search stops before any training).
+    """
     total = square = count = None
     for index in range(len(dataset)):  # type: ignore[arg-type]
-        x = _floats(dataset[index][0]).double()
+        try:  # user code: the dataset's __getitem__
+            x = _floats(dataset[index][0]).double()
+        except (Exception, SystemExit) as error:
+            raise DataError(f"standardising: reading train sample {index} failed: "
+                            f"{_raised(error)} (set data.standardize = false to skip the "
+                            "statistics)") from None
         values = x.reshape(x.shape[0], -1) if kind == "image" else x.reshape(-1, x.shape[-1]).T
         sums, squares = values.sum(1), (values ** 2).sum(1)
         total = sums if total is None else total + sums
