@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, TensorDataset
 
 from ..errors import UsageError
 from ..lang import ir
@@ -50,7 +50,8 @@ MIN_STD = 1e-8
 class _Mapped(Dataset[Any]):
     """`dataset` with `function` applied to the x of every sample."""
 
-    def __init__(self, dataset: Dataset[Any], function: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, dataset: Dataset[Any], function: Callable[[torch.Tensor], torch.Tensor]
+                 ) -> None:
         self.dataset = dataset
         self.function = function
 
@@ -62,11 +63,21 @@ class _Mapped(Dataset[Any]):
         return self.function(_floats(x)), label
 
 
-def _mapped(data: DataBundle, function: Callable[[torch.Tensor], torch.Tensor],
-            **changes: Any) -> DataBundle:
-    return dataclasses.replace(data, train=_Mapped(data.train, function),
-                               val=_Mapped(data.val, function),
-                               test=_Mapped(data.test, function), **changes)
+Function = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _mapped(data: DataBundle, function: Function, whole: Function, **changes: Any
+            ) -> DataBundle:
+    """`data` with `function` applied to every sample's x: at once (`whole`, on the
+    stacked x) for a `TensorDataset`, as it is read for any other dataset."""
+    def split(dataset: Dataset[Any]) -> Dataset[Any]:
+        if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+            x, y = dataset.tensors
+            return TensorDataset(whole(x.to(torch.float32)), y)
+        return _Mapped(dataset, function)
+
+    return dataclasses.replace(data, train=split(data.train), val=split(data.val),
+                               test=split(data.test), **changes)
 
 
 # --- layouts ---------------------------------------------------------------------------------
@@ -87,7 +98,9 @@ def relayout(data: DataBundle, layout: str | None) -> DataBundle:
     if order == tuple(range(len(order))):
         return data
     shape = tuple(data.input_shape[axis] for axis in order)
-    return _mapped(data, lambda x: x.permute(*order).contiguous(), input_shape=shape)
+    batch = (0, *(axis + 1 for axis in order))
+    return _mapped(data, lambda x: x.permute(*order).contiguous(),
+                   lambda x: x.permute(*batch).contiguous(), input_shape=shape)
 
 
 def check_input(declared: ir.InputSpec, data: DataBundle, layout: str | None,
@@ -168,7 +181,7 @@ def standardize(data: DataBundle) -> DataBundle:
     if data.anomaly:
         return data
     normalization = fit_normalization(data.train, data.kind)
-    return _mapped(data, normalization, normalization=normalization)
+    return _mapped(data, normalization, normalization, normalization=normalization)
 
 
 # --- settings that do not fit the data --------------------------------------------------------

@@ -14,13 +14,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from sparsemod_dsl import cli
 from sparsemod_dsl.search.batching import window_loader
-from sparsemod_dsl.search.data import load_dataset
+from sparsemod_dsl.search.data import DataBundle, load_dataset
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import LAYOUT_NAMES, load_experiment
-from sparsemod_dsl.search.prepare import LAYOUTS, clip, fit_normalization, standardize
+from sparsemod_dsl.search.prepare import (
+    LAYOUTS,
+    clip,
+    fit_normalization,
+    relayout,
+    standardize,
+)
 from sparsemod_dsl.search.train import TrainConfig, batches, evaluate
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -205,3 +212,21 @@ def test_standardising_an_anomaly_set_leaves_it_alone() -> None:
 def test_a_constant_feature_is_divided_by_one() -> None:
     norm = fit_normalization([(torch.tensor([[1.0, 5.0], [3.0, 5.0]]), 0)], "sequence")
     assert norm.mean == (2.0, 5.0) and norm.std == (1.0, 1.0)
+
+
+def test_any_dataset_is_relaid_and_standardised_as_a_tensor_dataset_is() -> None:
+    """A list of samples is mapped as it is read; a TensorDataset at once: same values."""
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(12, 5, 7, generator=gen) * 4 + 2, torch.arange(12) % 2
+    tensors = TensorDataset(x, y)
+    listed = [(x[i], int(y[i])) for i in range(12)]
+
+    def bundle(dataset: Any) -> DataBundle:
+        return DataBundle(dataset, dataset, dataset, 2, "sequence", (5, 7))
+
+    fast, slow = (standardize(relayout(bundle(d), "NCT")) for d in (tensors, listed))
+    assert fast.input_shape == slow.input_shape == (7, 5)
+    assert fast.normalization == pytest.approx(slow.normalization)
+    for i in range(12):
+        assert torch.allclose(fast.test[i][0], slow.test[i][0], atol=1e-5)
+    assert fast.test[0][0].shape == (7, 5)
