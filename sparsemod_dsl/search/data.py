@@ -15,9 +15,9 @@ and shape) for a built-in set or a user's `module:function`:
   a 1-D x a vector (N). For regression, labels are float vectors of `classes` values;
   for anomaly detection, train labels are those and val/test labels 0/1 anomaly flags.
 
-Built-in sets are split 60/20/20, stratified by class, with the seed. `loader` batches a
-dataset as (x float32, y int64), cutting sequences into chunks of `max_len` steps (the
-sequence splitter) or handing the batch to a user collate.
+Built-in sets are split 60/20/20, stratified by class, with the seed. Batching (the
+sequence splitter, collates) is `batching.py`; standardisation, layouts and clipping
+`prepare.py`; the whole contract is docs/data.md.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from ..errors import SparsemodError
 from .frames import frame_anomalies, frames
@@ -38,7 +38,6 @@ from .frames import frame_anomalies, frames
 Kind = Literal["image", "sequence", "vector"]
 #: The kind of input a sample's x is, by its number of dimensions.
 KINDS: dict[int, Kind] = {3: "image", 2: "sequence", 1: "vector"}
-Batch = tuple[torch.Tensor, torch.Tensor]
 Collate = Callable[..., Any]
 
 #: Fractions of each class in the train and validation splits (the rest is the test split).
@@ -70,6 +69,8 @@ class DataBundle:
         collate: a user function that makes batches, or None for stacking.
         loss: `cross_entropy` (integer labels) or `mse` (float target vectors).
         anomaly: the val and test labels are anomaly flags (`anomaly`), not targets.
+        normalization: the standardisation applied to every split (`prepare.standardize`),
+            or None for raw samples.
     """
 
     train: Dataset[Any]
@@ -81,6 +82,7 @@ class DataBundle:
     collate: Collate | None = None
     loss: str = "cross_entropy"
     anomaly: bool = False
+    normalization: Any = None
 
     @property
     def measure(self) -> str:
@@ -339,112 +341,3 @@ def load_dataset(spec: str, seed: int = 0, options: Mapping[str, Any] | None = N
     if spec in BUILTIN:
         return _builtin(spec, seed, options, collate)
     return _user(spec, seed, options, collate)
-
-
-# --- loaders -----------------------------------------------------------------------------------
-
-
-class SequenceChunks(Dataset[tuple[torch.Tensor, Any]]):
-    """The sequence splitter: sequences cut into consecutive chunks of `max_len` steps.
-
-    A sequence of T >= max_len steps gives T // max_len chunks (the shorter rest is
-    dropped); a shorter one gives one chunk, zero-padded at the end. Chunks keep the label.
-    """
-
-    def __init__(self, dataset: Dataset[Any], max_len: int) -> None:
-        if max_len < 1:
-            raise DataError(f"max_len must be at least 1, not {max_len}")
-        self.dataset = dataset
-        self.max_len = max_len
-        self.chunks: list[tuple[int, int]] = []
-        for index in range(len(dataset)):  # type: ignore[arg-type]
-            steps = self._sample(index)[0].shape[0]
-            self.chunks.extend((index, start * max_len)
-                               for start in range(max(steps // max_len, 1)))
-
-    def _sample(self, index: int) -> tuple[torch.Tensor, Any]:
-        x, label = self.dataset[index]
-        x = _floats(x)
-        if x.dim() != 2:
-            raise DataError(f"max_len cuts sequences (T, F), but sample {index} has shape "
-                            f"{tuple(x.shape)}")
-        return x, label
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, Any]:
-        index, start = self.chunks[i]
-        x, label = self._sample(index)
-        chunk = x[start:start + self.max_len]
-        return torch.nn.functional.pad(chunk, (0, 0, 0, self.max_len - len(chunk))), label
-
-
-def stack(batch: Sequence[tuple[Any, Any]]) -> Batch:
-    """The default collate: samples stacked into (x float32, y int64), or y float32 when
-    the labels are vectors (regression targets)."""
-    xs = [_floats(x) for x, _ in batch]
-    if any(x.shape != xs[0].shape for x in xs):
-        shapes = sorted({tuple(x.shape) for x in xs})
-        raise DataError(f"samples of different shapes {shapes} cannot be stacked into a batch: "
-                        "set train.max_len to cut sequences into chunks, or pass a collate")
-    if np.ndim(batch[0][1]) > 0:
-        return torch.stack(xs), torch.stack([_floats(y) for _, y in batch])
-    return torch.stack(xs), torch.tensor([int(y) for _, y in batch], dtype=torch.int64)
-
-
-class _UserCollate:
-    """A user collate, given `max_len` when it takes it, its output cast to (float32, int64),
-    or (float32, float32) for float target vectors."""
-
-    def __init__(self, collate: Collate, max_len: int | None) -> None:
-        self.collate = collate
-        self.kwargs = {"max_len": max_len} if max_len is not None else {}
-
-    def __call__(self, batch: Sequence[Any]) -> Batch:
-        out = self.collate(batch, **self.kwargs)
-        name = getattr(self.collate, "__name__", repr(self.collate))
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise DataError(f"the collate {name} must return (x, y), not {type(out).__name__}")
-        try:
-            y = np.asarray(out[1])
-            if y.ndim > 1 and np.issubdtype(y.dtype, np.floating):  # regression targets
-                return _floats(out[0]), _floats(y)
-            return _floats(out[0]), torch.as_tensor(y, dtype=torch.int64)
-        except (TypeError, ValueError) as error:
-            raise DataError(f"the collate {name} returned an x or y that is not an array "
-                            f"of numbers ({error})") from None
-
-
-def loader(dataset: Dataset[Any], batch_size: int, shuffle: bool, seed: int = 0,
-           max_len: int | None = None, collate: Collate | None = None,
-           drop_last: bool = False) -> DataLoader[Any]:
-    """Batches (x float32, y int64) of `dataset`, in the same order for the same seed.
-
-    Args:
-        dataset: samples `(x, label)`.
-        batch_size: examples per batch; capped to the number of samples.
-        shuffle: a new order every epoch (reproducible from `seed`).
-        seed: seeds the shuffling.
-        max_len: steps per sequence chunk (`SequenceChunks`), None for whole samples.
-            A collate that takes a `max_len` keyword gets it and the raw samples, and
-            does the cutting itself; any other collate gets the chunks.
-        collate: a user function `collate(batch[, max_len=...]) -> (x, y)`; None stacks.
-        drop_last: drop the last, short batch of an epoch (for training, so that batch
-            norm never sees a single example).
-    """
-    takes_max_len = collate is not None and max_len is not None and _accepts(collate, "max_len")
-    if max_len is not None and not takes_max_len:
-        dataset = SequenceChunks(dataset, max_len)
-    size = len(dataset)  # type: ignore[arg-type]
-    if size == 0:
-        raise DataError("the dataset has no samples to load")
-    return DataLoader(
-        dataset,
-        batch_size=max(1, min(batch_size, size)),
-        shuffle=shuffle,
-        generator=torch.Generator().manual_seed(seed),
-        collate_fn=stack if collate is None else _UserCollate(
-            collate, max_len if takes_max_len else None),
-        drop_last=drop_last,
-    )

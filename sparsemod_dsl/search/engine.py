@@ -40,12 +40,13 @@ from ..nets.morph import Mutation, inherit, mutate
 from ..nets.point import Point
 from ..space import Space, compile_file
 from .axstrategy import Strategy
-from .data import DataBundle, DataError, load_dataset, resolve
+from .data import DataBundle, DataError, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
 from .final import final_data, retrain
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
+from .prepare import clip, clip_notes, importable, load_prepared
 from .pricing import Pricer, budget_bytes, budgeted_target
 from .resize import Resizer
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
@@ -122,15 +123,19 @@ class Search:
         self.config = experiment
         self.report = report
         self.progress = progress
-        data = experiment.data
-        if data.collate:
-            self._bound("data.collate", partial(resolve, data.collate))
-        options = {**data.options, **({"collate": data.collate} if data.collate else {})}
-        self.data = self._bound("data.dataset",
-                                partial(load_dataset, data.dataset, experiment.seed, options))
+        with importable(experiment.path.parent):
+            if experiment.data.collate:
+                self._bound("data.collate", partial(resolve, experiment.data.collate))
+            self.data = self._bound("data.dataset", partial(load_prepared, experiment))
+            custom = experiment.training.trainer
+            self.trainer: Trainer = trainer or (
+                self._bound("training.trainer", partial(resolve, custom)) if custom
+                else default_trainer)
         self.space: Space = compile_file(
             experiment.arch, self.data.input_shape, self.data.classes
         )
+        for note in clip_notes(self.space.program, self.data):
+            report(f"note: {note}")
         self.program = self.space.program
         self.resizer = Resizer(self.data)
         self._check_splitter()
@@ -139,10 +144,6 @@ class Search:
         self._bound("final", partial(final_data, self.data, experiment.final))
         self.arch_source = experiment.arch.read_text(encoding="utf-8")
         self.target = budgeted_target(experiment.target)
-        custom = experiment.training.trainer
-        self.trainer: Trainer = trainer or (
-            self._bound("training.trainer", partial(resolve, custom)) if custom
-            else default_trainer)
         self.rng = random.Random(experiment.seed)
         self.results = experiment.results
         self.journal = Journal(self.results / JOURNAL)
@@ -208,6 +209,7 @@ class Search:
             "classes": self.data.classes,
             "loss": self.data.loss,
             "measure": self.data.measure,
+            "normalization": self.data.normalization and self.data.normalization.as_json(),
             "target": self.config.target.name,
             "quantization": self.config.training.quantization,
             "weights": self.config.target.weights,
@@ -255,8 +257,10 @@ class Search:
             scored = self._score(point, epochs, parent, trial_id)
         except (Exception, SystemExit) as error:
             return Outcome("failed", failure(error))
+        normalization = self.data.normalization
         save_network(self.results, trial_id, scored.first.float_model.state_dict(), point,
-                     self.arch_source, {"val_error": scored.first.val_error})
+                     self.arch_source, {"val_error": scored.first.val_error, "normalization":
+                                        normalization and normalization.as_json()})
         return Outcome("completed", metrics=scored.metrics())
 
     def _score(self, point: Point, epochs: int, parent: Trial | None, trial_id: int) -> Scored:
@@ -280,6 +284,7 @@ class Search:
             point, epochs, training.pruning, training.quantization,
             self.config.device, seed,
         )
+        config = clip(config, data)
         result = self.trainer(net, data, config)
         if not isinstance(result, TrainResult):
             raise TrainingError(f"the trainer returned {type(result).__name__}, not a "

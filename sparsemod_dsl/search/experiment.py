@@ -131,6 +131,10 @@ class _TopLevel:
     device: str = _key("cpu", _one_of(*DEVICES))
 
 
+#: The axis orders `data.layout` takes (`prepare.LAYOUTS` says what each does).
+LAYOUT_NAMES = ("NCHW", "NHWC", "NTC", "NCT", "NF")
+
+
 @dataclass(frozen=True, slots=True)
 class DataSettings:
     """[data]: the dataset and how batches are made."""
@@ -139,6 +143,8 @@ class DataSettings:
     collate: str | None = _key(None, _reference())
     splitter: bool = _key(False)
     options: dict[str, Any] = _key({})
+    layout: str | None = _key(None, _one_of(*LAYOUT_NAMES))
+    standardize: bool = _key(True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ from ..nets.deploy import tflm
 from ..nets.deploy.export import Exported, export_int8, export_onnx, run_tflm
 from ..space import compile_file
 from .anomaly import anomaly_error
-from .data import load_dataset
 from .experiment import load_experiment
 from .journal import Journal
 from .networks import load_network_record
+from .prepare import clip, importable, load_prepared
 from .report import setup
 from .resize import resized
 from .results import JOURNAL, SETUP
@@ -54,8 +54,10 @@ def _errors(predict: Any, examples: DataLoader[Any], loss: str) -> tuple[float, 
     if loss == "auc":
         return anomaly_error(predict, examples)
     wrong = total = count = 0.0
-    for x, y in examples:
+    for x, y, *windows in examples:
         out = np.asarray(predict(x))
+        if windows:  # chunks of whole windows (`batching.window_loader`): their mean
+            out = np.stack([out[windows[0].numpy() == w].mean(0) for w in range(len(y))])
         if loss == "mse":
             wrong += float(((out - y.numpy()) ** 2).sum())
             total += y.numel()
@@ -83,16 +85,14 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
     if not info.get("experiment"):
         raise UsageError(f"{results / SETUP}: names no experiment file: cannot reload the data")
     experiment = load_experiment(info["experiment"])
-    data_settings = experiment.data
-    options = {**data_settings.options,
-               **({"collate": data_settings.collate} if data_settings.collate else {})}
-    data = load_dataset(data_settings.dataset, experiment.seed, options)
+    with importable(experiment.path.parent):
+        data = load_prepared(experiment)  # standardised as in the search
     space = compile_file(arch, tuple(info["input_shape"]), int(info["classes"]))
     net = space.build(trial.params)
     net.load_state_dict(record.state_dict)
     data = resized(data, space.trace_input(trial.params))  # a searched input resolution
-    config = TrainConfig.from_point(trial.params, 0, False, "post", "cpu",
-                                    experiment.seed + trial_id)
+    config = clip(TrainConfig.from_point(trial.params, 0, False, "post", "cpu",
+                                         experiment.seed + trial_id), data)
     test = batches(data.test, data, config, training=False)
     name = name or f"{space.name}_trial{trial_id}"
     if format in ("onnx", "onnx-int8"):

@@ -23,7 +23,8 @@ from ..errors import SparsemodError
 from ..nets import quantize
 from ..nets.network import SparsemodNet
 from .anomaly import anomaly_error
-from .data import DataBundle, loader
+from .batching import loader, window_loader
+from .data import DataBundle
 
 Quantization = Literal["none", "post", "dynamic", "both"]
 QUANTIZATIONS: tuple[str, ...] = get_args(Quantization)
@@ -180,6 +181,8 @@ class Trainer(Protocol):
 def evaluate(model: nn.Module, examples: DataLoader[Any], loss: str = "cross_entropy") -> float:
     """The error of `model` on `examples` (in eval mode, on the model's device).
 
+    When `examples` gives (chunks, y, window) batches (`batching.window_loader`), an
+    example is a window, its output the mean of its chunks' outputs (logits).
     For `cross_entropy` (classification) the fraction (0..1) of examples it classifies
     wrongly; for `mse` (regression) the mean squared error over every output value of
     every example, in the squared units of the targets; for `auc` (anomaly detection,
@@ -192,8 +195,11 @@ def evaluate(model: nn.Module, examples: DataLoader[Any], loss: str = "cross_ent
             return anomaly_error(lambda x: model(x.to(device)).cpu(), examples)[0]
     wrong = total = 0.0
     with torch.no_grad():
-        for x, y in examples:
+        for x, y, *windows in examples:
             out = model(x.to(device)).cpu()
+            if windows:  # chunks of whole windows: a window's output is their mean
+                counts = torch.bincount(windows[0], minlength=len(y)).unsqueeze(1)
+                out = torch.zeros(len(y), out.shape[1]).index_add_(0, windows[0], out) / counts
             if loss == "mse":
                 wrong += float(((out - y) ** 2).sum())
                 total += y.numel()
@@ -295,12 +301,16 @@ def batches(dataset: Dataset[Any], data: DataBundle, config: TrainConfig,
             training: bool) -> DataLoader[Any]:
     """Batches of `dataset` (a split of `data`) as `config` asks: for training, shuffled
     from the seed without a short last batch; else `EVAL_BATCH` at a time, in order.
-    Sequences are cut into `config.max_len` chunks (images ignore it, as the builder does).
+    Sequences are cut into `config.max_len` chunks (images ignore it, as the builder does);
+    to evaluate, without a user collate, the chunks of each window stay together
+    (`window_loader`), so that the error is counted per window, not per chunk.
     """
     max_len = config.max_len if data.kind == "sequence" else None
     if training:
         return loader(dataset, config.batch_size, True, config.seed, max_len, data.collate,
                       drop_last=True)
+    if max_len is not None and data.collate is None:
+        return window_loader(dataset, EVAL_BATCH, max_len)
     return loader(dataset, EVAL_BATCH, False, config.seed, max_len, data.collate)
 
 

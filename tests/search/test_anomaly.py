@@ -23,7 +23,8 @@ from test_regression import AUTOENCODER, experiment
 from sparsemod_dsl import cli
 from sparsemod_dsl.cli.deploy import _test_line
 from sparsemod_dsl.search.anomaly import AnomalyError, anomaly_error, roc_auc
-from sparsemod_dsl.search.data import DataError, load_dataset, loader
+from sparsemod_dsl.search.batching import loader
+from sparsemod_dsl.search.data import DataError, load_dataset
 from sparsemod_dsl.search.engine import Search, SearchError
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.export import export_trial

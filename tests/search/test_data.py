@@ -15,14 +15,8 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 import sparsemod_dsl as sm
-from sparsemod_dsl.search.data import (
-    DataError,
-    SequenceChunks,
-    load_dataset,
-    loader,
-    resolve,
-    stratified_split,
-)
+from sparsemod_dsl.search.batching import SequenceChunks, loader
+from sparsemod_dsl.search.data import DataError, load_dataset, resolve, stratified_split
 from sparsemod_dsl.search.train import TrainConfig, default_trainer
 
 USER_MODULE = "sm_test_userdata"
@@ -266,12 +260,13 @@ def ragged() -> list[tuple[torch.Tensor, int]]:
 
 def test_the_splitter_cuts_chunks_and_pads() -> None:
     chunks = SequenceChunks(ragged(), max_len=100)
-    assert len(chunks) == 4  # 2 of the 250 steps (50 dropped), 1, 1 padded
-    samples = [chunks[i] for i in range(4)]
-    assert [label for _, label in samples] == [0, 0, 1, 2]
+    assert len(chunks) == 5  # 3 of the 250 steps (the last ends at 250), 1, 1 padded
+    samples = [chunks[i] for i in range(5)]
+    assert [label for _, label in samples] == [0, 0, 0, 1, 2]
     assert all(x.shape == (100, 3) for x, _ in samples)
     assert samples[1][0][0, 0] == 101 and samples[1][0][-1, 0] == 200
-    padded = samples[3][0]
+    assert samples[2][0][0, 0] == 151 and samples[2][0][-1, 0] == 250  # no step dropped
+    padded = samples[4][0]
     assert padded[29, 0] == 30 and not padded[30:].any()
 
 
@@ -312,8 +307,8 @@ def test_a_collate_without_max_len_gets_chunks(user: Any) -> None:
                         options={"collate": f"{USER_MODULE}:stack_collate"})
     assert data.collate is user.stack_collate
     x, y = next(iter(loader(ragged(), 8, shuffle=False, max_len=100, collate=data.collate)))
-    assert user.seen == [[100] * 4]
-    assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape == (4, 100, 3)
+    assert user.seen == [[100] * 5]
+    assert x.dtype == torch.float32 and y.dtype == torch.int64 and x.shape == (5, 100, 3)
 
 
 def test_a_collate_with_max_len_gets_whole_sequences(user: Any) -> None:

@@ -63,7 +63,6 @@ def test_a_stage_whose_every_trial_fails_stops_the_search(
 
 
 @pytest.mark.parametrize("how, reason", [
-    ("index", "IndexError: no sample"),
     ("label", "IndexError: Target 7 is out of bounds."),
 ])
 def test_data_that_breaks_in_a_later_batch_fails_the_trials(
@@ -84,6 +83,10 @@ def test_data_that_breaks_in_a_later_batch_fails_the_trials(
                     "sys.exit(3)"),
     ("broken", None, "data.dataset: smalldata:broken: reading the first sample of the train set "
                      "failed: IndexError: no sample 0"),
+    # a later sample: standardising reads the whole train split before training
+    ("broken:index", None, "data.dataset: standardising: reading train sample 1 failed: "
+                           "IndexError: no sample 1 (set data.standardize = false to skip "
+                           "the statistics)"),
     ("images", "missing", "training.trainer: smalldata:missing: 'smalldata' has no attribute "
                           "'missing'"),
 ])
@@ -91,7 +94,8 @@ def test_a_broken_data_binding_stops_before_training_naming_the_key(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         dataset: str, trainer: str | None, message: str) -> None:
     importable(tmp_path, monkeypatch)
-    options = 'how = "first"' if dataset == "broken" else ""
+    dataset, _, how = dataset.partition(":")  # broken:HOW: how the dataset breaks
+    options = f'how = "{how or "first"}"' if dataset == "broken" else ""
     path = write_search(tmp_path, dataset=dataset, trainer=trainer, options=options)
     code, out, err = run_cli(capsys, "search", str(path))
     assert (code, out) == (1, "")

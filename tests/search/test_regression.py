@@ -16,7 +16,8 @@ import torch
 
 from sparsemod_dsl import compile_text
 from sparsemod_dsl.cli.deploy import _test_line
-from sparsemod_dsl.search.data import DataError, load_dataset, loader
+from sparsemod_dsl.search.batching import loader
+from sparsemod_dsl.search.data import DataError, load_dataset
 from sparsemod_dsl.search.engine import Search, SearchError
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.export import export_trial

@@ -23,7 +23,8 @@ import sparsemod_dsl as sm
 from sparsemod_dsl.nets.int8_kernels import Int8Linear
 from sparsemod_dsl.nets.modules import FloatIsland
 from sparsemod_dsl.nets.network import SparsemodNet
-from sparsemod_dsl.search.data import DataBundle, load_dataset, loader
+from sparsemod_dsl.search.batching import loader
+from sparsemod_dsl.search.data import DataBundle, load_dataset
 from sparsemod_dsl.search.train import (
     ConfigError,
     Quantization,
