@@ -33,6 +33,9 @@ REPAIR_DRAWS = 10
 MIN_REPAIR_DRAWS = 200
 #: Mutations of fitting points per missing point.
 MUTATIONS = 40
+#: Repair steps from a proposal that does not fit: a walk from one point must go
+#: further than the short walks from the many random draws of `fill`.
+REPAIR_WALK = 60
 
 
 def fitting(pricer: Pricer) -> Accept:
@@ -101,6 +104,6 @@ def repaired(strategy: Strategy, points: Sequence[Point]) -> list[Point]:
     for point in points:
         fixed = None if accept(point)[0] else repair(strategy.program,
                                                               complete(strategy.program, point),
-                                                              accept, rng)
+                                                              accept, rng, REPAIR_WALK)
         out.append(point if fixed is None else fixed)
     return out
