@@ -44,6 +44,7 @@ from ..space import Space, compile_file
 from .axstrategy import Strategy
 from .data import DataBundle, DataError, load_dataset, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
+from .feasible import LOOSEN
 from .journal import RUN_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
@@ -375,8 +376,7 @@ class Search:
                   disable=None if self.progress else True) as bar:
             while done < total:
                 if proposed >= PROPOSALS_PER_TRIAL * total:
-                    self._short(stage, done, total, f"{proposed} points proposed, "
-                                f"{proposed - done} of them infeasible")
+                    self._short(stage, done, total, f"{proposed - done} of {proposed} infeasible")
                     break
                 asked, before = min(batch, total - done), self.timings.generation
                 with self.timings.measure("generation"):
@@ -397,14 +397,12 @@ class Search:
         self._check_stage(stage, [t for t in ran if t.status in TRAINED])
 
     def _short(self, stage: str, done: int, total: int, why: str) -> None:
-        """Say that a stage trains fewer networks than it asks for, and why; stop the
-        search when nothing could ever be trained (no point fits the budgets)."""
+        """Say why a stage trains fewer networks than it asks for; stop the search when
+        nothing could ever be trained (no point fits the budgets)."""
         short = f"stage {stage}: no more points to train ({done} of {total} networks): {why}"
         if done == 0 and not any(t.status == "completed" for t in self.journal.trials()):
-            raise SearchError(
-                f"{self.config.path}: no network of {self.config.arch.name} can be trained: "
-                f"{short}. Loosen the budget that rejects them (the target's flash_kb, ram_kb "
-                "or latency, the cost constraints) or let the space reach smaller networks")
+            raise SearchError(f"{self.config.path}: no network of {self.config.arch.name} "
+                              f"can be trained: {short}. {LOOSEN}")
         self.report(f"{short}; going on")
 
     def _check_stage(self, stage: str, trained: list[Trial]) -> None:

@@ -33,6 +33,9 @@ REPAIR_DRAWS = 10
 MIN_REPAIR_DRAWS = 200
 #: Mutations of fitting points per missing point.
 MUTATIONS = 40
+#: What to do when no point fits (the end of the search's message).
+LOOSEN = ("Loosen the budget that rejects them (the target's flash_kb, ram_kb or latency, "
+          "the cost constraints) or let the space reach smaller networks")
 #: Repair steps from a proposal that does not fit: a walk from one point must go
 #: further than the short walks from the many random draws of `fill`.
 REPAIR_WALK = 60
