@@ -56,6 +56,7 @@ def fill(strategy: Strategy, n: int) -> list[Point]:
     """Up to `n` untried points that fit: Sobol points, then repaired random draws, then
     mutations of the fitting points known (see the module docstring)."""
     taken: dict[str, Point] = {}
+    rejected = ["every point drawn had been tried"]
 
     def add(points: Iterable[Point]) -> None:
         for point in points:
@@ -66,7 +67,7 @@ def fill(strategy: Strategy, n: int) -> list[Point]:
             if reason is None:
                 taken[name] = point
             else:
-                strategy.last_rejection = reason
+                rejected[0] = strategy.last_rejection = reason
 
     for draw in range(SOBOL_DRAWS):
         add(strategy._sobol(4 * n, draw))
@@ -78,7 +79,7 @@ def fill(strategy: Strategy, n: int) -> list[Point]:
     draws = max(REPAIR_DRAWS, -(-MIN_REPAIR_DRAWS // missing))
     try:
         add(find(strategy.program, missing, seed, fitting(strategy.pricer), draws))
-    except PointError:  # none: the last pricing's reason stays the one to report
+    except PointError:  # none: the last pricing's reason is the one to report
         pass
     rng = random.Random(seed)
     known = strategy.fitting + list(taken.values())
@@ -93,7 +94,7 @@ def fill(strategy: Strategy, n: int) -> list[Point]:
         strategy.last_rejection = (
             f"no untried point fits after {SOBOL_DRAWS * 4 * n} Sobol points, {draws * missing}"
             f" repaired random draws and {mutations} mutations of fitting points; the last "
-            f"rejected: {strategy.last_rejection}")
+            f"rejected: {rejected[0]}")
     return list(taken.values())
 
 
@@ -105,8 +106,9 @@ def repaired(strategy: Strategy, points: Sequence[Point]) -> list[Point]:
     accept = fitting(strategy.pricer)
     out: list[Point] = []
     for point in points:
-        fixed = None if accept(point)[0] else repair(strategy.program,
-                                                              complete(strategy.program, point),
-                                                              accept, rng, REPAIR_WALK)
+        fixed = None
+        if not accept(point)[0]:
+            fixed = repair(strategy.program, complete(strategy.program, point), accept, rng,
+                           REPAIR_WALK)
         out.append(point if fixed is None else fixed)
     return out

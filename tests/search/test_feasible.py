@@ -49,9 +49,9 @@ FLASH_KB = 2.0
 OBJECTIVES = ["error", "flash", "ram"]
 
 
-def pricer() -> Pricer:
+def pricer(flash_kb: float = FLASH_KB) -> Pricer:
     program = compile_text(TIGHT, input_shape=(1, 8, 8), classes=10).program
-    target = dataclasses.replace(load_target("stm32f446"), flash_bytes=int(FLASH_KB * 1024),
+    target = dataclasses.replace(load_target("stm32f446"), flash_bytes=int(flash_kb * 1024),
                                  reserved_flash_bytes=0)
     return Pricer(program, target, "int8", False)
 
@@ -75,6 +75,17 @@ def test_every_strategy_draws_its_points_from_the_feasible_region(strategy: str)
         assert all(chooser.pricer.price(p).reason is None for p in points)
         runs.append(points)
     assert runs[0] == runs[1]
+
+
+def test_a_budget_nothing_meets_says_why_and_how_hard_it_looked() -> None:
+    chooser = make_strategy("sobol", pricer().program, OBJECTIVES, pricer(1.0), 0, fast=True)
+    for _ in range(2):  # a second empty call says the same, not nested
+        assert chooser.initial(2) == []
+        why = chooser.last_rejection or ""
+        assert why.startswith("no untried point fits after 80 Sobol points, 200 repaired "
+                              "random draws and 0 mutations of fitting points; the last "
+                              "rejected: does not fit stm32f446: flash "), why
+        assert why.endswith("KB > 1.0 KB budget") and why.count("no untried") == 1, why
 
 
 def test_proposals_that_do_not_fit_are_repaired_into_ones_that_do() -> None:
