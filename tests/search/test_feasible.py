@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sparsemod_dsl import cli
 from sparsemod_dsl.nets.point import active, draw
 from sparsemod_dsl.nets.targets import load_target
 from sparsemod_dsl.search.engine import Search
@@ -131,3 +132,15 @@ def test_a_search_under_a_tight_budget_is_reproducible(tmp_path: Path) -> None:
     first, second = (tight_search(tmp_path / name, "exact", stages) for name in ("a", "b"))
     assert [t.params for t in first.journal.trials()] == \
         [t.params for t in second.journal.trials()]
+
+
+def test_sparsemodc_search_exits_1_naming_the_budget_nothing_meets(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "tight.arch").write_text(TIGHT)
+    path = tmp_path / "experiment.toml"
+    path.write_text('arch = "tight.arch"\nresults = "results"\n[data]\ndataset = "digits"\n'
+                    '[target]\nname = "stm32f446"\nflash_kb = 1.0\n')
+    assert cli.main(["search", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "no network of tight.arch can be trained: stage sobol" in err, err
+    assert "KB > 1.0 KB budget" in err and "Loosen the budget" in err and "Traceback" not in err
