@@ -7,7 +7,8 @@ names (`Validation.parameters`: a kernel, the terms of a constraint) are drawn
 again, half of the time within the part of their domain below their value (shrinking
 is what most failures want: a smaller kernel, fewer filters), the others kept. A
 failure that names no parameter (a budget: `accept` says only "too big") shrinks
-some of the point's numbers. `survey` measures how rare valid points are, and which
+some of the point's numbers, never drawing them anew: each step walks down towards
+the budget. `survey` measures how rare valid points are, and which
 parameter is most often at fault, for `sparsemodc check`'s warning.
 """
 
@@ -85,12 +86,13 @@ def repair(program: ir.Program, full: Point, accept: Accept, rng: random.Random,
         at_fault = [n for n in dict.fromkeys(named) if n in params]
         if blame is not None:
             blame.update(at_fault)
-        if not at_fault:  # a budget, say: shrink some of the point's parameters
+        budget = not at_fault  # too big, say: shrink (never grow) some of its parameters
+        if budget:
             live = [n for n in point if n in params]
             at_fault = rng.sample(live, max(1, len(live) // 3)) if live else []
         for name in at_fault:
             domain = params[name].domain
-            current[name] = (shrink(domain, current[name], rng) if rng.random() < 0.5
+            current[name] = (shrink(domain, current[name], rng) if budget or rng.random() < 0.5
                              else draw(domain, rng))
     return None
 

@@ -16,6 +16,7 @@ import pandas as pd
 from ..lang import ir
 from ..nets import axspace
 from ..nets.point import Point, active
+from .feasible import fill, repaired
 from .pricing import Pricer, key
 from .trials import Trial
 
@@ -55,6 +56,11 @@ class Strategy:
         self.ax = self._ax_experiment()
         self.completed = 0
         self.tried: set[str] = set()
+        #: The points of completed trials (they fit), and the calls for points since the
+        #: last trial (so that a call after an empty one draws others, and a resumed
+        #: search draws as the uninterrupted one): what `feasible.fill` uses.
+        self.fitting: list[Point] = []
+        self.calls = 0
         #: Why the last point passed over was not proposed (for the search's messages).
         self.last_rejection: str | None = None
         #: Where to say that the strategy had to fall back on something simpler.
@@ -87,6 +93,7 @@ class Strategy:
         from ax.core.data import Data
 
         self.tried.add(key(active(self.program, trial.params)))
+        self.calls = 0
         ax_trial = self.ax.new_trial()
         ax_trial.add_arm(Arm(parameters=axspace.to_ax(trial.params, self.program)))
         ax_trial.mark_running(no_runner_required=True)
@@ -94,6 +101,7 @@ class Strategy:
             ax_trial.mark_failed()
             return
         self.completed += 1
+        self.fitting.append(active(self.program, trial.params))
         rows = [
             {"arm_name": ax_trial.arm.name, "metric_name": o, "metric_signature": o,
              "mean": float(trial.objective(o)), "sem": 0.0,  # type: ignore[arg-type]
@@ -115,8 +123,9 @@ class Strategy:
         return [axspace.to_point(dict(arm.parameters), self.program) for arm in run.arms]
 
     def initial(self, n: int) -> list[Point]:
-        """`n` points to start with: Sobol points of the flat Ax space."""
-        return self._sobol(n)
+        """Up to `n` untried points that fit to start with: Sobol points of the flat Ax
+        space, repaired draws and mutations where those are rare (`feasible.fill`)."""
+        return fill(self, n)
 
     def propose(self, n: int) -> list[Point]:
         """`n` points from Ax's BoTorch generator fitted to every observation."""
@@ -131,7 +140,8 @@ class Strategy:
             warnings.simplefilter("ignore")
             adapter = Generators.BOTORCH_MODULAR(experiment=self.ax, data=self.ax.lookup_data())
             run = adapter.gen(n=n, model_gen_options=options)
-        return [axspace.to_point(dict(arm.parameters), self.program) for arm in run.arms]
+        return repaired(self, [axspace.to_point(dict(arm.parameters), self.program)
+                               for arm in run.arms])
 
     def scores(self, points: Sequence[Point]) -> list[float]:
         """The acquisition value of each point: Ax's qLogNEHVI (log EI with one objective)."""
@@ -175,7 +185,7 @@ class SobolStrategy(Strategy):
     name = "sobol"
 
     def propose(self, n: int) -> list[Point]:
-        return self._sobol(n)
+        return self.initial(n)
 
     def best(self, points: Sequence[Point]) -> int:
         return 0

@@ -42,6 +42,7 @@ from ..space import Space, compile_file
 from .axstrategy import Strategy
 from .data import DataBundle, DataError, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
+from .feasible import LOOSEN
 from .final import final_data, retrain
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
@@ -370,8 +371,7 @@ class Search:
                   disable=None if self.progress else True) as bar:
             while done < total:
                 if proposed >= PROPOSALS_PER_TRIAL * total:
-                    self.report(f"stage {stage}: {proposed} points proposed, {done} feasible;"
-                                " going on")
+                    self._short(stage, done, total, f"{proposed - done} of {proposed} infeasible")
                     break
                 asked, before = min(batch, total - done), self.timings.generation
                 with self.timings.measure("generation"):
@@ -381,8 +381,8 @@ class Search:
                     empty += 1
                     if empty > 3:
                         why = self.strategy.last_rejection
-                        self.report(f"stage {stage}: no new candidates"
-                                    f"{f' (last rejected: {why})' if why else ''}; going on")
+                        self._short(stage, done, total, "no new candidates"
+                                    f"{f' (last rejected: {why})' if why else ''}")
                         break
                 for point, parent, changes in proposals:
                     ran.append(self.run_trial(stage, point, epochs, parent, changes))
@@ -390,6 +390,15 @@ class Search:
                 bar.n = done
                 bar.refresh()
         self._check_stage(stage, [t for t in ran if t.status in TRAINED])
+
+    def _short(self, stage: str, done: int, total: int, why: str) -> None:
+        """Say why a stage trains fewer networks than it asks for; stop the search when
+        nothing could ever be trained (no point fits the budgets)."""
+        short = f"stage {stage}: no more points to train ({done} of {total} networks): {why}"
+        if done == 0 and not any(t.status == "completed" for t in self.journal.trials()):
+            raise SearchError(f"{self.config.path}: no network of {self.config.arch.name} "
+                              f"can be trained: {short}. {LOOSEN}")
+        self.report(f"{short}; going on")
 
     def _check_stage(self, stage: str, trained: list[Trial]) -> None:
         """Stop the search when every network a stage trained in this run failed: two or

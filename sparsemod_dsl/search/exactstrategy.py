@@ -18,20 +18,16 @@ import numpy as np
 
 from ..lang import ir
 from ..nets.morph import mutate
-from ..nets.point import Point, PointError, active, sample, validate
+from ..nets.point import Point, PointError, active, sample
 from ..nets.sampling import find
 from .axstrategy import Strategy
 from .encode import Encoder
+from .feasible import REPAIR_DRAWS, fitting
 from .hypervolume import expected_improvement
 from .pricing import Priced, Pricer, key
 from .surrogate import ErrorModel
 from .trials import Trial, pareto_front
 
-#: Sobol draws (of 4 points per point wanted) before `initial` gives up on finding fits.
-SOBOL_DRAWS = 10
-#: Random draws per missing point, each repaired (`nets.sampling`), when Sobol points
-#: that fit are too rare to fill the first batch.
-REPAIR_DRAWS = 10
 #: Exact properties of a network that the error model sees besides its parameters: its
 #: capacity and activation size explain much of its error, and the GP learns that from
 #: a handful of observations where it could not from the parameters alone.
@@ -103,31 +99,6 @@ class ExactStrategy(Strategy):
             taken[name] = point
             priced[name] = result
 
-    def initial(self, n: int) -> list[Point]:
-        """Sobol points, those that do not fit skipped (up to `SOBOL_DRAWS` draws)."""
-        taken: dict[str, Point] = {}
-        priced: dict[str, Priced] = {}
-        for draw in range(SOBOL_DRAWS):
-            self._feasible(self._sobol(4 * n, draw), taken, priced)
-            if len(taken) >= n:
-                break
-        if len(taken) < n:  # feasible points are rare: repair random draws into them
-            seed = self.seed * 7919 + len(self.ax.trials)
-            try:
-                found = find(self.program, n - len(taken), seed, self._accept, REPAIR_DRAWS)
-            except PointError:  # the last pricing's reason stays the one to report
-                found = []
-            self._feasible(found, taken, priced)
-        return list(taken.values())[:n]
-
-    def _accept(self, point: Point) -> tuple[bool, Sequence[str]]:
-        """Whether a point can be trained: valid (else blame what validation names) and
-        fitting the target and the cost constraints (no blame: `repair` shrinks)."""
-        check = validate(self.program, point)
-        if not check:
-            return False, check.parameters
-        return self.pricer.price(point).reason is None, ()
-
     def propose(self, n: int) -> list[Point]:
         """`n` feasible, untried points of highest expected hypervolume improvement; Sobol
         points while fewer than two trials have completed or if the GP cannot be fitted."""
@@ -143,7 +114,8 @@ class ExactStrategy(Strategy):
             return self.initial(n)
 
     def _propose(self, n: int) -> list[Point]:
-        rng = random.Random(self.seed * 1_000_003 + len(self.ax.trials))
+        self.calls += 1  # an empty batch's next call draws other points
+        rng = random.Random(self.seed * 1_000_003 + len(self.ax.trials) + 7919 * self.calls)
         taken: dict[str, Point] = {}
         priced: dict[str, Priced] = {}
         try:
@@ -154,7 +126,8 @@ class ExactStrategy(Strategy):
         self._feasible(drawn, taken, priced)
         if len(taken) < n:  # feasible points are rare: repair random draws into them
             try:
-                found = find(self.program, n, rng.randrange(2**31), self._accept, REPAIR_DRAWS)
+                found = find(self.program, n, rng.randrange(2**31), fitting(self.pricer),
+                             REPAIR_DRAWS)
             except PointError:  # the last pricing's reason stays the one to report
                 found = []
             self._feasible(found, taken, priced)

@@ -16,15 +16,17 @@ promising (`best`, the morph stage). `experiment.toml` picks one by name:
   infeasible points are never proposed. The rest are scored by their expected
   hypervolume improvement in closed form (`hypervolume`), and a batch is
   chosen greedily, each choice believed observed at its predicted error before
-  the next. Sobol points that do not fit are skipped the same way.
+  the next.
 - `gp`: the earlier implementation's approach through Ax: every objective,
   flash and RAM included, is modelled by a GP, and Ax's qLogNEHVI is optimised
-  with cheap settings (`ACQUISITION`). It may propose points that do not fit,
-  which the search records as infeasible.
+  with cheap settings (`ACQUISITION`). A point it proposes that does not fit is
+  repaired (`feasible.repaired`), or else recorded by the search as infeasible.
 - `ax`: as `gp` with Ax's default acquisition settings (minutes per batch).
 - `sobol`: quasi-random points only; the baseline BO has to beat.
 
-docs/performance.md compares them.
+Every strategy's Sobol points fit: where fitting points are rare, `feasible.fill`
+repairs random draws and mutates the fitting points found so far. docs/performance.md
+compares the strategies.
 
 This module picks a strategy by name (`make_strategy`); the strategies live in
 `exactstrategy` (the default, with its candidate pools and `FEATURES`) and
