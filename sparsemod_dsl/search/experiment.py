@@ -20,12 +20,12 @@ import json
 import os
 import re
 import tomllib
-import types
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
+from typing import Any, Callable
 
 from ..errors import UsageError
+from . import tomlschema
 
 OBJECTIVES = ("error", "flash", "ram", "latency")
 DEVICES = ("cpu", "cuda", "auto")
@@ -269,9 +269,13 @@ def load_experiment(path: str | Path) -> Experiment:
     except tomllib.TOMLDecodeError as error:
         raise ExperimentError([f"{shown}: invalid TOML: {error}"]) from None
     problems: list[str] = [f"unknown key '{k}'{_hint(k)}" for k in _unknown(raw)]
-    top = _section(_TopLevel, raw, "", problems)
-    sections = {s: _section(cls, _table(raw, s, problems), f"{s}.", problems)
+    top = tomlschema.section(_TopLevel, raw, "", problems)
+    sections = {s: tomlschema.section(cls, tomlschema.table(raw, s, problems), f"{s}.", problems)
                 for s, cls in SECTIONS.items()}
+    if sections["objectives"] is not None:  # in the canonical order, whatever the file's
+        minimize = sections["objectives"].minimize
+        sections["objectives"] = replace(sections["objectives"],
+                                         minimize=tuple(o for o in OBJECTIVES if o in minimize))
     experiment = _resolve(Path(path).resolve(), top, sections, problems)
     if experiment is None:
         raise ExperimentError([f"{shown}: {p}" for p in problems])
@@ -348,84 +352,6 @@ def _hint(key: str) -> str:
         near = difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in KEYS], 1, 0.7)
         close = [k for k in KEYS if near and k.rpartition(".")[2] == near[0]]
     return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _table(raw: dict[str, Any], section: str, problems: list[str]) -> dict[str, Any]:
-    value = raw.get(section, {})
-    if isinstance(value, dict):
-        return value
-    problems.append(f"{section} must be a table ([{section}]), found {_kind(value)}")
-    return {}
-
-
-def _section(cls: type, table: dict[str, Any], prefix: str, problems: list[str]) -> Any:
-    """An instance of a schema class from its table (a bad value is reported and left at
-    its default, so later checks still run), or None when a required key is unusable."""
-    hints = get_type_hints(cls)
-    values: dict[str, Any] = {}
-    for f in fields(cls):
-        key = prefix + f.name
-        if f.name not in table:
-            if _required(f):
-                problems.append(f"missing required key '{key}'")
-            continue
-        value, problem = _convert(table[f.name], hints[f.name])
-        check = f.metadata["check"]
-        if problem is None and check is not None:
-            problem = check(value)
-        if problem is None:
-            values[f.name] = value
-        else:
-            problems.append(f"{key} {problem}")
-    if any(_required(f) and f.name not in values for f in fields(cls)):
-        return None
-    if cls is ObjectiveSettings and "minimize" in values:
-        values["minimize"] = tuple(o for o in OBJECTIVES if o in values["minimize"])
-    return cls(**values)
-
-
-def _required(f: Field[Any]) -> bool:
-    return f.default is MISSING and f.default_factory is MISSING
-
-
-def _convert(value: Any, hint: Any) -> tuple[Any, str | None]:
-    """`value` as the type `hint` (the TOML value for a schema type), or a problem."""
-    if get_origin(hint) in (Union, types.UnionType):  # optional keys: absent means None
-        hint = next(a for a in get_args(hint) if a is not type(None))
-    origin, args = get_origin(hint), get_args(hint)
-    if origin is tuple:
-        size = None if args[-1] is Ellipsis else len(args)
-        wanted = f"an array of {size or ''} {_NAMES[args[0]][1]}s".replace("  ", " ")
-        if not isinstance(value, list):
-            return None, f"must be {wanted}, found {_kind(value)}"
-        if size is not None and len(value) != size:
-            return None, f"must be {wanted}, found an array of {len(value)}"
-        for item in value:
-            if _convert(item, args[0])[1] is not None:
-                return None, f"must be {wanted}, found an array holding {_kind(item)}"
-        return tuple(value), None
-    base = origin or hint
-    fits = isinstance(value, base) or (base is float and isinstance(value, int))
-    if not fits or isinstance(value, bool) != (base is bool):  # true is no integer here
-        return None, f"must be {_NAMES[base][0]}, found {_kind(value)}"
-    return (float(value) if base is float else value), None
-
-
-#: Schema type -> (how an error names it, the plural stem for arrays).
-_NAMES: dict[Any, tuple[str, str]] = {
-    bool: ("a boolean", "boolean"), int: ("an integer", "integer"), float: ("a number", "number"),
-    str: ("a string", "string"), dict: ("a table", "table"),
-}
-
-
-def _kind(value: Any) -> str:
-    """The TOML type of a value, with the value when short."""
-    for python, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"),
-                         (str, "a string"), (list, "an array"), (dict, "a table")):
-        if isinstance(value, python):
-            text = repr(value) if python in (int, float, str) else json.dumps(value, default=str)
-            return f"{name} ({text})" if len(text) <= 40 else name
-    return "a date or time"
 
 
 def canonical_settings(experiment: Experiment) -> dict[str, Any]:
