@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from ..errors import UsageError
 from ..nets.deploy import tflm
 from ..nets.deploy.export import Exported, export_int8, export_onnx, run_tflm
+from ..nets.deploy.standardize import standardized_net, standardized_program
 from ..space import compile_file
 from .anomaly import anomaly_error
 from .experiment import load_experiment
@@ -85,11 +86,18 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
     if not info.get("experiment"):
         raise UsageError(f"{results / SETUP}: names no experiment file: cannot reload the data")
     experiment = load_experiment(info["experiment"])
-    with importable(experiment.path.parent):
-        data = load_prepared(experiment)  # standardised as in the search
+    raw = dataclasses.replace(experiment.data, standardize=False)
+    with importable(experiment.path.parent):  # raw: the exported model standardises
+        data = load_prepared(dataclasses.replace(experiment, data=raw))
     space = compile_file(arch, tuple(info["input_shape"]), int(info["classes"]))
+    program = space.program
     net = space.build(trial.params)
     net.load_state_dict(record.state_dict)
+    normalization = info.get("normalization")
+    if normalization:
+        net = standardized_net(program, trial.params, net, normalization["mean"],
+                               normalization["std"])
+        program = standardized_program(program)
     data = resized(data, space.trace_input(trial.params))  # a searched input resolution
     config = clip(TrainConfig.from_point(trial.params, 0, False, "post", "cpu",
                                          experiment.seed + trial_id), data)
@@ -110,7 +118,7 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
         return TrialExport(exported, "torch float", "onnxruntime", torch_error, runtime_error,
                            count, data.measure)
     int8 = deployable(net, data, dataclasses.replace(config, quantization="post"))
-    exported = export_int8(space.program, trial.params, int8, format, name)
+    exported = export_int8(program, trial.params, int8, format, name)
     torch_error = evaluate(int8, test, data.measure)
     if not tflm.available():
         return TrialExport(exported, "torch int8", None, torch_error, None, 0, data.measure)

@@ -16,9 +16,13 @@ import pytest
 import torch
 from helpers import run_cli
 
+from sparsemod_dsl.nets.deploy.standardize import STANDARDIZE
+from sparsemod_dsl.nets.graph import deployed_graph
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.export import export_trial
+from sparsemod_dsl.search.journal import Journal
+from sparsemod_dsl.search.results import JOURNAL
 from sparsemod_dsl.space import compile_file
 
 pytest.importorskip("tflite_micro", reason="needs the deploy extra (tflite-micro)")
@@ -142,3 +146,40 @@ def test_a_recurrent_network_goes_to_onnx_not_tflite(
     assert (tmp_path / "a.onnx").stat().st_size > 0 and "wrote" in out
     code, _, err = run_cli(capsys, "export", str(arch), "--format", "tflite")
     assert code == 2 and "--weights" in err
+
+
+def test_a_standardised_search_exports_a_model_of_raw_data(
+    results: tuple[Path, list[int], list[int]]
+) -> None:
+    """The digits search standardises (the default): the export's first operator does it,
+    so TFLite Micro, fed raw test data, agrees with torch int8 fed the same raw data."""
+    folder, front, _ = results
+    setup = json.loads((folder / "setup.json").read_text())
+    assert setup["normalization"]["mean"]
+    exported = export_trial(folder, front[0], "tflite")
+    assert exported.exported.int8 is not None
+    first = exported.exported.int8.graph.ops[0]
+    assert (first.name, first.code, first.emulates) == (
+        STANDARDIZE, "DEPTHWISE_CONV_2D", "batchnorm")
+    assert exported.runtime_error is not None and exported.torch_error is not None
+    assert abs(exported.runtime_error - exported.torch_error) <= 0.01
+    searched = Journal(folder / JOURNAL).trial(front[0]).extra["test_error"]
+    assert abs(exported.runtime_error - searched) <= 0.05  # torch int8 on standardised data
+
+
+def test_without_standardisation_the_export_is_the_network_alone(tmp_path: Path) -> None:
+    (tmp_path / "tiny.arch").write_text(TINY)
+    (tmp_path / "experiment.toml").write_text(
+        EXPERIMENT.replace('dataset = "digits"', 'dataset = "digits"\nstandardize = false')
+        .replace("sobol = 2", "sobol = 1"))
+    engine = Search(load_experiment(tmp_path / "experiment.toml"), report=lambda line: None,
+                    fast=True)
+    trial = engine.run()[0]
+    assert not json.loads((tmp_path / "results" / "setup.json").read_text())["normalization"]
+    exported = export_trial(tmp_path / "results", trial.id, "tflite")
+    assert exported.exported.int8 is not None
+    space = compile_file(tmp_path / "tiny.arch", (1, 8, 8), 10)
+    expected = deployed_graph(space.program, trial.params).ops
+    assert exported.exported.int8.graph.ops == expected
+    assert exported.runtime_error is not None and exported.torch_error is not None
+    assert abs(exported.runtime_error - exported.torch_error) <= 0.01
