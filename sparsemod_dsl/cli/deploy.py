@@ -128,6 +128,8 @@ def _export(args: argparse.Namespace) -> int:
         how = "measured by TensorFlow Lite Micro" if exported.arena_measured else (
             "modelled: install sparsemod-dsl[deploy] to measure it")
         print(f"  arena: {exported.arena_bytes:,} bytes ({how})")
+    if result is not None and result.standardized:
+        print("  input: raw data (the model's first operator standardises it)")
     if result is not None and result.torch_error is not None:
         print(_test_line(result))
     return EXIT_OK if exported.files else EXIT_ERRORS

@@ -49,6 +49,8 @@ class TrialExport:
     runtime_error: float | None
     examples: int
     loss: str = "cross_entropy"
+    #: Whether the model standardises its raw input itself (its first operator).
+    standardized: bool = False
 
 
 def _errors(predict: Any, examples: DataLoader[Any], loss: str) -> tuple[float, int]:
@@ -116,12 +118,13 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
         assert model is not None
         runtime_error, count = _errors(lambda x: run_onnx(model, x.numpy()), test, data.measure)
         return TrialExport(exported, "torch float", "onnxruntime", torch_error, runtime_error,
-                           count, data.measure)
+                           count, data.measure, bool(normalization))
     int8 = deployable(net, data, dataclasses.replace(config, quantization="post"))
     exported = export_int8(program, trial.params, int8, format, name)
     torch_error = evaluate(int8, test, data.measure)
     if not tflm.available():
-        return TrialExport(exported, "torch int8", None, torch_error, None, 0, data.measure)
+        return TrialExport(exported, "torch int8", None, torch_error, None, 0, data.measure,
+                           bool(normalization))
     runtime_error, count = _errors(lambda x: run_tflm(exported, x), test, data.measure)
     return TrialExport(exported, "torch int8", "TensorFlow Lite Micro", torch_error,
-                       runtime_error, count, data.measure)
+                       runtime_error, count, data.measure, bool(normalization))

@@ -102,6 +102,7 @@ def test_the_cli_writes_the_files_and_prints_the_device_figures(
     assert code == 0 and not err
     size = (tmp_path / "model.tflite").stat().st_size
     assert f"flash: {size:,} bytes" in out and "test accuracy: torch int8" in out
+    assert "input: raw data (the model's first operator standardises it)" in out
     assert "arena:" in out and "measured by TensorFlow Lite Micro" in out
     code, out, _ = run_cli(capsys, "export", str(folder), "--trial", str(front[0]), "--format", "c",
                        "-o", str(tmp_path / "c"))
@@ -177,7 +178,7 @@ def test_without_standardisation_the_export_is_the_network_alone(tmp_path: Path)
     trial = engine.run()[0]
     assert not json.loads((tmp_path / "results" / "setup.json").read_text())["normalization"]
     exported = export_trial(tmp_path / "results", trial.id, "tflite")
-    assert exported.exported.int8 is not None
+    assert exported.exported.int8 is not None and not exported.standardized
     space = compile_file(tmp_path / "tiny.arch", (1, 8, 8), 10)
     expected = deployed_graph(space.program, trial.params).ops
     assert exported.exported.int8.graph.ops == expected
