@@ -108,6 +108,8 @@ def test_the_cli_writes_the_files_and_prints_the_device_figures(
                        "-o", str(tmp_path / "c"))
     assert code == 0 and "arena:" in out and "measured by TensorFlow Lite Micro" in out
     assert len(list((tmp_path / "c").iterdir())) == 3
+    header = next((tmp_path / "c").glob("*_model.h")).read_text()
+    assert "the input is raw data (the first operator standardises it)" in header
 
 
 def test_export_errors_are_clear(results: tuple[Path, list[int], list[int]],

@@ -34,6 +34,7 @@ from ..operators import Graph
 from . import tflm
 from .csource import TensorInfo, c_sources
 from .int8 import Int8Error, Int8Graph, QParams, int8_graph
+from .standardize import STANDARDIZE
 from .tflite import TFLiteError, tflite_model
 
 FORMATS = ("tflite", "c", "onnx", "onnx-int8")
@@ -103,10 +104,13 @@ def export_int8(program: ir.Program, point: Mapping[str, object], model: nn.Modu
         return Exported(format, {f"{name}.tflite": data}, len(data), arena_bytes, measured,
                         numbers, data)
     operators = [op.code for op in graph.ops]
+    raw = any(op.name == STANDARDIZE for op in graph.ops)
     sources = c_sources(name, data, arena_bytes, _tensor(numbers, graph.input),
                         _tensor(numbers, graph.output), operators, normalization,
                         f"{program.name} at a point of its space, exported by sparsemod-dsl; "
-                        f"arena {'measured by TFLite Micro' if measured else 'modelled'}")
+                        f"arena {'measured by TFLite Micro' if measured else 'modelled'}"
+                        + ("; the input is raw data (the first operator standardises it)"
+                           if raw else ""))
     return Exported(format, {file: text.encode() for file, text in sources.items()},
                     len(data), arena_bytes, measured, numbers, data)
 
