@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from ..errors import UsageError
 from ..lang import ir
 from ..nets.cost import cost
+from ..nets.deploy.standardize import standardized_program
 from ..nets.targets import load_target
 from ..space import compile_file
 from .experiment import OBJECTIVES
@@ -217,7 +218,18 @@ def show(results: Path, trial_id: int) -> str:
         + (f", {measured.latency_ms:.2f} ms on {target.name}" if target and measured.latency_ms
            is not None else "")
     )
+    if info.get("normalization") and precision == "int8":
+        lines.append(_exported_costs(space.program, trial.params, target, sparse))
     weights = results / "networks" / f"trial-{trial.id}.pt"
     if weights.exists():
         lines.append(f"weights: {weights} (a Pareto network)")
     return "\n".join(lines)
+
+
+def _exported_costs(program: ir.Program, params: dict[str, Any], target: Any,
+                    sparse: float) -> str:
+    """The costs of the model `sparsemodc export` writes for a standardised search: the
+    network after its standardising first operator (docs/cost-models.md)."""
+    exported = cost(standardized_program(program), params, target, "int8", sparse)
+    return (f"exported (raw input, standardised by its first operator): flash "
+            f"{_kb(exported.flash_bytes)} KB, RAM {_kb(exported.ram_bytes)} KB TFLM arena")

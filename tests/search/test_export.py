@@ -22,6 +22,7 @@ from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.export import export_trial
 from sparsemod_dsl.search.journal import Journal
+from sparsemod_dsl.search.report import show
 from sparsemod_dsl.search.results import JOURNAL
 from sparsemod_dsl.space import compile_file
 
@@ -168,6 +169,11 @@ def test_a_standardised_search_exports_a_model_of_raw_data(
     assert abs(exported.runtime_error - exported.torch_error) <= 0.01
     searched = Journal(folder / JOURNAL).trial(front[0]).extra["test_error"]
     assert abs(exported.runtime_error - searched) <= 0.05  # torch int8 on standardised data
+    shown = show(folder, front[0])  # the cost model of the exported graph, within 5%
+    line = "exported (raw input, standardised by its first operator): flash "
+    kb = float(shown.split(line)[1].split()[0])
+    assert exported.exported.flash_bytes is not None
+    assert kb * 1024 == pytest.approx(exported.exported.flash_bytes, rel=0.05)
 
 
 def test_without_standardisation_the_export_is_the_network_alone(tmp_path: Path) -> None:
