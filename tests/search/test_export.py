@@ -192,3 +192,16 @@ def test_without_standardisation_the_export_is_the_network_alone(tmp_path: Path)
     assert exported.exported.int8.graph.ops == expected
     assert exported.runtime_error is not None and exported.torch_error is not None
     assert abs(exported.runtime_error - exported.torch_error) <= 0.01
+
+
+def test_the_float_onnx_export_standardises_first(
+    results: tuple[Path, list[int], list[int]]
+) -> None:
+    """The float ONNX model takes raw data too: a BatchNormalization node first (its
+    accuracy on raw data is checked by the test above)."""
+    onnx = pytest.importorskip("onnx")
+    folder, front, _ = results
+    exported = export_trial(folder, front[0], "onnx")
+    assert exported.standardized and exported.exported.model is not None
+    nodes = onnx.load_from_string(exported.exported.model).graph.node
+    assert nodes[0].op_type == "BatchNormalization", [n.op_type for n in nodes]
