@@ -22,7 +22,6 @@ from torch.utils.data import DataLoader
 from ..errors import UsageError
 from ..nets.deploy import tflm
 from ..nets.deploy.export import Exported, export_int8, export_onnx, run_tflm
-from ..space import compile_file
 from .anomaly import anomaly_error
 from .experiment import load_experiment
 from .journal import Journal
@@ -32,6 +31,7 @@ from .report import setup
 from .resize import resized
 from .results import JOURNAL, SETUP
 from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evaluate
+from .windows import setup_space
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
     experiment = load_experiment(info["experiment"])
     with importable(experiment.path.parent):
         data = load_prepared(experiment)  # standardised as in the search
-    space = compile_file(arch, tuple(info["input_shape"]), int(info["classes"]))
+    space = setup_space(info)
     net = space.build(trial.params)
     net.load_state_dict(record.state_dict)
     data = resized(data, space.trace_input(trial.params))  # a searched input resolution
