@@ -32,15 +32,16 @@ STEPS = 50  # a value of the example's max_len = int[25..100] step 25, for `free
 
 
 def windows_search(tmp_path: Path, splitter: bool, notes: list[str]) -> Search:
-    """The sequences example, tiny (80 windows of STEPS steps, 3 Sobol trials of one
-    epoch), with `data.splitter` as given."""
+    """The sequences example, tiny (80 windows of STEPS steps; 2 Sobol trials, a round of
+    the default strategy and one of morphisms, one epoch each), with `data.splitter` as
+    given."""
     experiment = load_experiment(EXAMPLE / "experiment.toml")
     return Search(dataclasses.replace(
         experiment, results=tmp_path / "results",
         data=dataclasses.replace(experiment.data, splitter=splitter,
                                  options={"samples": 80, "steps": STEPS}),
-        stages=dataclasses.replace(experiment.stages, sobol=3, bo_rounds=0, morph_rounds=0,
-                                   epochs=(1, 1, 1), strategy="sobol"),
+        stages=dataclasses.replace(experiment.stages, sobol=2, bo_rounds=1, bo_batch=1,
+                                   morph_rounds=1, epochs=(1, 1, 1)),
         training=dataclasses.replace(experiment.training, pruning=False,
                                      quantization="none"),
     ), report=notes.append)
@@ -54,7 +55,7 @@ def test_without_the_splitter_every_trial_sees_whole_windows(tmp_path: Path) -> 
     search.run()
     trials = Journal(tmp_path / "results" / JOURNAL).trials()
     done = [t for t in trials if t.status == "completed"]
-    assert len(done) == 3
+    assert {t.stage for t in done} >= {"sobol", "morph"} and len(done) >= 3
     free = compile_file(EXAMPLE / "rnn.arch", (STEPS, 8), 4)  # max_len not pinned
     for trial in done:
         assert trial.params[MAX_LEN] == STEPS
