@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..errors import ArchError
 from ..lang import ir
 from ..lang.check import check
 from ..lang.infer import MAX_LEN
@@ -23,12 +24,20 @@ def whole_windows(program: ir.Program, steps: int) -> ir.Program:
     not take `steps` steps).
 
     Raises:
-        ArchError: no point of the space builds a network for windows of `steps` steps.
+        ArchError: no point of the space builds a network for windows of `steps` steps;
+            each error has a note at the `max_len` declaration saying it was pinned.
     """
     pinned = dataclasses.replace(program, parameters=tuple(
         dataclasses.replace(p, domain=ir.FixedDomain(steps)) if p.name == MAX_LEN else p
         for p in program.parameters))
-    check(pinned)
+    try:
+        check(pinned)
+    except ArchError as error:
+        span = next(p.span for p in program.parameters if p.name == MAX_LEN)
+        note = (span, f"{MAX_LEN} is pinned to {steps}, the steps of a window, since "
+                      "data.splitter is false")
+        raise ArchError([dataclasses.replace(d, notes=(*d.notes, note))
+                         for d in error.diagnostics]) from None
     return pinned
 
 

@@ -113,5 +113,9 @@ def test_a_pinned_space_agrees_everywhere_on_the_steps(steps: int) -> None:
 
 def test_windows_too_short_for_the_network_are_refused() -> None:
     space = compile_text(SPACE, input_shape=(100, 4))
-    with pytest.raises(ArchError):
+    with pytest.raises(ArchError) as raised:
         whole_windows(space.program, 3)
+    [error] = raised.value.diagnostics
+    assert "the input length 3 is smaller than the kernel 5" in error.message
+    [(span, note)] = error.notes
+    assert span.line == 4 and "train.max_len is pinned to 3" in note
