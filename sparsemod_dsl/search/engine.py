@@ -47,7 +47,7 @@ from .final import final_data, retrain
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
-from .prepare import clip, clip_notes, importable, load_prepared
+from .prepare import clip, fit_space, importable, load_prepared
 from .pricing import Pricer, budget_bytes, budgeted_target
 from .resize import Resizer
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
@@ -64,6 +64,7 @@ from .train import (
     evaluate,
 )
 from .trials import Trial, failure, pareto_front, summary, write_csv
+from .windows import pinned_steps
 
 #: Trial statuses that cost a training run.
 TRAINED = ("completed", "failed")
@@ -132,10 +133,11 @@ class Search:
             self.trainer: Trainer = trainer or (
                 self._bound("training.trainer", partial(resolve, custom)) if custom
                 else default_trainer)
-        self.space: Space = compile_file(
+        self.space: Space
+        self.space, notes = fit_space(compile_file(
             experiment.arch, self.data.input_shape, self.data.classes
-        )
-        for note in clip_notes(self.space.program, self.data):
+        ), self.data, experiment.data.splitter)
+        for note in notes:
             report(f"note: {note}")
         self.program = self.space.program
         self.resizer = Resizer(self.data)
@@ -169,17 +171,18 @@ class Search:
             raise DataError(f"{self.config.path}: {key}: {error}") from None
 
     def _check_splitter(self) -> None:
-        """`data.splitter` and a `train.max_len` parameter go together: the network sees
-        chunks of max_len steps, which only the splitter makes."""
-        declared = any(p.name == MAX_LEN for p in self.program.parameters)
-        if self.config.data.splitter != declared:
+        """`data.splitter` cuts sequences into chunks of a `train.max_len` parameter, which
+        the space must declare. (Without the splitter, a declared max_len is pinned to the
+        windows' length: `prepare.fit_space`.)"""
+        if not self.config.data.splitter:
+            return
+        if all(p.name != MAX_LEN for p in self.program.parameters):
             raise SearchError(
-                f"{self.config.path}: data.splitter is {str(self.config.data.splitter).lower()}"
-                f" but {self.config.arch.name} {'declares' if declared else 'has no'} "
-                f"`max_len` in its train section; they go together (the splitter cuts "
-                f"sequences into chunks of train.max_len steps)"
+                f"{self.config.path}: data.splitter is true but {self.config.arch.name} has "
+                f"no `max_len` in its train section (the splitter cuts sequences into chunks "
+                f"of train.max_len steps; declare it, or set data.splitter = false)"
             )
-        if declared and self.data.kind != "sequence":
+        if self.data.kind != "sequence":
             raise SearchError(f"{self.config.path}: data.splitter needs sequence data")
 
     def _check_loss(self) -> None:
@@ -216,6 +219,7 @@ class Search:
             "weights": self.config.target.weights,
             "objectives": self.objectives,
             "budgets": budget_bytes(self.pricer.target),
+            "windows": None if self.config.data.splitter else pinned_steps(self.program),
         }, indent=1) + "\n")
 
     # --- one trial ------------------------------------------------------------------------

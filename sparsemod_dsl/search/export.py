@@ -23,7 +23,6 @@ from ..errors import UsageError
 from ..nets.deploy import tflm
 from ..nets.deploy.export import Exported, export_int8, export_onnx, run_tflm
 from ..nets.deploy.standardize import standardized_net, standardized_program
-from ..space import compile_file
 from .anomaly import anomaly_error
 from .experiment import load_experiment
 from .journal import Journal
@@ -33,6 +32,7 @@ from .report import setup
 from .resize import resized
 from .results import JOURNAL, SETUP
 from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evaluate
+from .windows import setup_space
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
     raw = dataclasses.replace(experiment.data, standardize=False)
     with importable(experiment.path.parent):  # raw: the exported model standardises
         data = load_prepared(dataclasses.replace(experiment, data=raw))
-    space = compile_file(arch, tuple(info["input_shape"]), int(info["classes"]))
+    space = setup_space(info)
     program = space.program
     net = space.build(trial.params)
     net.load_state_dict(record.state_dict)

@@ -9,6 +9,8 @@ training settings that do not fit it.
   standard deviation 1, with statistics from the train split only, applied to all three;
 - `clip` and `clip_notes`: a batch size above the training set, or a `max_len` above the
   sequence length, cut to what the data has, with a note printed once per search;
+- `fit_space`: without the splitter, a space's `train.max_len` pinned to the windows'
+  length (every sample a whole window), with its note, and the clipping notes;
 - `importable`: the experiment file's folder on the import path, for `module:function`;
 - `load_prepared`: all of it for an experiment, as the search and `export` load data.
 
@@ -30,9 +32,12 @@ from torch.utils.data import Dataset, TensorDataset
 from ..errors import UsageError
 from ..lang import ir
 from ..lang.compiler import check_file
+from ..lang.infer import MAX_LEN
+from ..space import Space
 from .data import DataBundle, DataError, _floats, _raised, load_dataset
 from .experiment import Experiment
 from .train import TrainConfig
+from .windows import whole_windows
 
 #: Declarable layouts: the kind they are for, and the permutation of a sample's axes
 #: that gives the compiler's order ((C, H, W) for images, (T, F) for sequences).
@@ -191,7 +196,8 @@ def _highest(program: ir.Program, name: str) -> float | None:
     for parameter in program.parameters:
         if parameter.name == name:
             domain = parameter.domain
-            values = getattr(domain, "values", None)
+            values = (domain.value,) if isinstance(domain, ir.FixedDomain) else \
+                getattr(domain, "values", None)
             return float(max(values)) if values else float(getattr(domain, "high"))
     return None
 
@@ -221,6 +227,21 @@ def clip(config: TrainConfig, data: DataBundle) -> TrainConfig:
         max_len = min(max_len, data.input_shape[0])
     return dataclasses.replace(config, batch_size=min(config.batch_size, examples),
                                max_len=max_len)
+
+
+def fit_space(space: Space, data: DataBundle, splitter: bool) -> tuple[Space, list[str]]:
+    """`space` made to fit `data`, and the notes a search prints once: without the
+    splitter, a sequence space's `train.max_len` is pinned to the windows' length
+    (`whole_windows`); then what `clip` will change (`clip_notes`)."""
+    notes = []
+    declared = any(p.name == MAX_LEN for p in space.program.parameters)
+    if declared and not splitter and data.kind == "sequence":
+        steps = data.input_shape[0]
+        space = Space(whole_windows(space.program, steps))
+        notes.append(f"data.splitter is false: {MAX_LEN} is pinned to {steps}, the steps of "
+                     "a window; every network sees whole windows and the error is counted "
+                     "per window")
+    return space, notes + clip_notes(space.program, data)
 
 
 @contextmanager

@@ -18,7 +18,6 @@ from ..lang import ir
 from ..nets.cost import cost
 from ..nets.deploy.standardize import standardized_program
 from ..nets.targets import load_target
-from ..space import compile_file
 from .experiment import OBJECTIVES
 from .figdata import Figures, budgets, figures
 from .figures import plot
@@ -30,6 +29,7 @@ from .results import JOURNAL, SETUP, write_atomic
 from .state import runs, spent_seconds
 from .text import table
 from .trials import Trial, pareto_front
+from .windows import setup_space
 
 #: Columns of the Pareto table: header, how to show a trial's value.
 _COLUMNS: tuple[tuple[str, Any], ...] = (
@@ -150,7 +150,7 @@ def report(results: Path) -> tuple[str, list[Path]]:
     seconds, count = spent_seconds(results, records), runs(records)
     spent = (f"\nsearch time: {seconds / 60:.1f} min"
              + (f" over {count} runs" if count > 1 else "") if seconds else "")
-    space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
+    space = setup_space(info)
     precision = "float32" if info.get("quantization") == "none" else "int8"
     loss = measure(info, space.program)
     figs = figures(trials, objectives, loss, records, budgets(info), space.program.classes
@@ -196,7 +196,7 @@ def show(results: Path, trial_id: int) -> str:
     lines += [f"  {name} = {value!r}" for name, value in trial.params.items()]
     if trial.status != "completed":
         return "\n".join(lines)
-    space = compile_file(info["arch"], tuple(info["input_shape"]), int(info["classes"]))
+    space = setup_space(info)
     target = load_target(info["target"]) if info.get("target") else None
     precision = "float32" if info.get("quantization") == "none" else "int8"
     sparse = (trial.sparsity or 0.0) if info.get("weights") == "sparse" else 0.0
