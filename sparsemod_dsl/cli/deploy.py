@@ -138,14 +138,14 @@ def _export(args: argparse.Namespace) -> int:
 def _test_line(result: TrialExport) -> str:
     """The test accuracy (a classifier), MSE (a regression network) or AUC (an anomaly
     detector) of torch's model and of the runtime's."""
-    mse, auc = result.loss == "mse", result.loss == "auc"
+    from ..search.objective import show_error
 
     def shown(error: float) -> str:
-        if auc:
-            return f"{1 - error:.3f}"
-        return f"{error:.4g}" if mse else f"{100 * (1 - error):.1f}%"
+        if result.loss == "cross_entropy":
+            return f"{100 * (1 - error):.1f}%"
+        return show_error(error, result.loss)
 
-    name = "AUC" if auc else "MSE" if mse else "accuracy"
+    name = {"auc": "AUC", "mse": "MSE"}.get(result.loss, "accuracy")
     line = (f"  test {name}: {result.reference} "
             f"{shown(result.torch_error or 0.0)}")
     if result.runtime_error is not None:

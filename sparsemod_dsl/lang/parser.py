@@ -199,7 +199,8 @@ def _labelled_structure(text: str, line: int, column: int, file: str
         return span, (f"a repeat is named after its keyword (`repeat {label} = COUNT {{`), "
                       "not by a label")
     return span, (f"a {keyword} takes no label: it has no parameter to name "
-                  f"(labels name layers, blocks, residuals, choose and optional); remove '{label}:'")
+                  "(labels name layers, blocks, residuals, choose and optional); "
+                  f"remove '{label}:'")
 
 
 def _offset(text: str, line: int, column: int) -> int:

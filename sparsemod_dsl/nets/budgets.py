@@ -29,6 +29,8 @@ def cost_values(report: CostReport) -> dict[str, float | None]:
 def failing_cost_constraint(program: ir.Program, point: Mapping[str, object],
                             report: CostReport) -> str | None:
     """Why a priced point breaks a cost constraint (the first that fails), or None."""
+    if not program.cost_constraints:  # the usual case, on the pricing hot path
+        return None
     values = constraint_values(program, complete(program, point))
     costs = cost_values(report)
     for constraint in program.cost_constraints:

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .netlib import pair
+
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 #: TFLite's left shift of ADD's int8 inputs before rescaling.
 ADD_LEFT_SHIFT = 20
@@ -240,11 +242,6 @@ class Int8Softmax(nn.Module):
         return torch.quantize_per_tensor(probabilities, self.SCALE, 0, torch.quint8)
 
 
-def _sides(size: object) -> tuple[int, int]:
-    """(height, width) of a 2-D window: one number for both, or a pair."""
-    return (size, size) if isinstance(size, int) else tuple(size)  # type: ignore[arg-type,return-value]
-
-
 class Int8AvgPool(nn.Module):
     """Average pooling of a quantised tensor as TFLite's int8 AVERAGE_POOL_2D rounds it.
 
@@ -267,8 +264,8 @@ class Int8AvgPool(nn.Module):
             sums = nn.functional.avg_pool1d(values, size, self.stride or size) * size
             count = size
         else:
-            window = _sides(self.kernel) if self.kernel else tuple(x.shape[-2:])
-            stride = _sides(self.stride) if self.kernel else window
+            window = pair(self.kernel) if self.kernel else tuple(x.shape[-2:])
+            stride = pair(self.stride) if self.kernel else window
             sums = nn.functional.avg_pool2d(values, window, stride, divisor_override=1)
             count = window[0] * window[1]
         sums = torch.round(sums).long()

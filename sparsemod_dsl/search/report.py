@@ -49,6 +49,18 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _tally(trials: Sequence[Trial]) -> str:
+    """"N trials: X trained, Y infeasible, Z failed"."""
+    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
+    return (f"{len(trials)} trials: {counts['completed']} trained, {counts['infeasible']} "
+            f"infeasible, {counts['failed']} failed")
+
+
+def _precision(info: dict[str, Any]) -> str:
+    """The precision the search priced networks at, from `setup.json`."""
+    return "float32" if info.get("quantization") == "none" else "int8"
+
+
 def _kb(value: int | None) -> str:
     return "-" if value is None else f"{value / 1024:.1f}"
 
@@ -114,10 +126,8 @@ def pareto_table(trials: Sequence[Trial], objectives: Sequence[str],
     The error columns are in the units of `measure` (by default the program's loss).
     """
     front = sorted(pareto_front(trials, objectives), key=lambda t: (t.error or 0.0, t.id))
-    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
-    head = (f"{len(trials)} trials: {counts['completed']} trained, {counts['infeasible']} "
-            f"infeasible, {counts['failed']} failed; Pareto front over "
-            f"{', '.join(objectives)}: {len(front)} networks")
+    head = (f"{_tally(trials)}; Pareto front over {', '.join(objectives)}: "
+            f"{len(front)} networks")
     columns = list(_COLUMNS)
     loss = measure or (program.loss if program is not None else "cross_entropy")
     if loss != "cross_entropy":
@@ -151,7 +161,7 @@ def report(results: Path) -> tuple[str, list[Path]]:
     spent = (f"\nsearch time: {seconds / 60:.1f} min"
              + (f" over {count} runs" if count > 1 else "") if seconds else "")
     space = setup_space(info)
-    precision = "float32" if info.get("quantization") == "none" else "int8"
+    precision = _precision(info)
     loss = measure(info, space.program)
     figs = figures(trials, objectives, loss, records, budgets(info), space.program.classes
                    if space.program.loss == "cross_entropy" else None)
@@ -161,19 +171,16 @@ def report(results: Path) -> tuple[str, list[Path]]:
     except OSError as error:  # a read-only results directory, a full disk
         raise UsageError(f"{error.filename or results}: cannot write the plots: "
                          f"{error.strerror or error}") from None
-    table = pareto_table(trials, objectives, space.program, precision,
-                         measure(info, space.program))
-    final = final_table(trials, journal.records(), measure(info, space.program))
+    table = pareto_table(trials, objectives, space.program, precision, loss)
+    final = final_table(trials, records, loss)
     return table + spent + (f"\n\n{final}" if final else ""), plots
 
 
 def write_page(results: Path, figs: Figures, info: dict[str, Any], trials: Sequence[Trial],
                spent: str, loss: str) -> list[Path]:
     """Write `report.html` (`htmlreport`) with a summary of the search; returns its path."""
-    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
     limits = ", ".join(f"{k} {v:.1f} KB" for k, v in figs.budgets.items())
-    summary = [f"{len(trials)} trials: {counts['completed']} trained, {counts['infeasible']} "
-               f"infeasible, {counts['failed']} failed; objectives: {', '.join(figs.objectives)}"
+    summary = [f"{_tally(trials)}; objectives: {', '.join(figs.objectives)}"
                f"; error: {figs.error_label} (the search's score), {figs.test_label} on the "
                "held-out test set",
                f"target: {info.get('target') or 'none'}" + (f" (budgets: {limits})" if limits
@@ -198,7 +205,7 @@ def show(results: Path, trial_id: int) -> str:
         return "\n".join(lines)
     space = setup_space(info)
     target = load_target(info["target"]) if info.get("target") else None
-    precision = "float32" if info.get("quantization") == "none" else "int8"
+    precision = _precision(info)
     sparse = (trial.sparsity or 0.0) if info.get("weights") == "sparse" else 0.0
     measured = cost(space.program, trial.params, target, precision, sparse)
     rows = [[r.name, r.op, ", ".join(r.folded), "x".join(map(str, r.output)), f"{r.params:,}",

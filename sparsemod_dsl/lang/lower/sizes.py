@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .. import ir
 from .. import syntax as s
+from ..intervals import interval_of
 from ..shapes import Interval
 from .messages import suggest
 from .scopes import Scope
@@ -76,13 +77,7 @@ def input_spec(
     if not any(searched):
         return ir.InputSpec(kind, given or shape)  # type: ignore[arg-type]
     nominal = given or tuple(
-        size if isinstance(size, int) else _largest(params[size].domain) for size in shape or ()
+        size if isinstance(size, int) else int(interval_of(params[size].domain).hi)  # type: ignore[union-attr]
+        for size in shape or ()
     )
     return ir.InputSpec(kind, nominal, searched)
-
-
-def _largest(domain: ir.Domain) -> int:
-    if isinstance(domain, ir.IntDomain):
-        return domain.high
-    values = domain.values if isinstance(domain, ir.ChoiceDomain) else (domain.value,)
-    return int(max(values))  # type: ignore[call-overload]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..int8_kernels import Int8BatchNorm, quantized_bias
+from ..int8_kernels import Int8BatchNorm, Int8Softmax, quantized_bias
 from ..modules import FloatIsland
 from ..network import SparsemodNet
 from ..operators import Graph, Op
@@ -50,7 +50,7 @@ class QParams:
 
 
 #: Scale and zero point TFLite requires of an int8 SOFTMAX output.
-SOFTMAX_QPARAMS = QParams.of(1 / 256, -128)
+SOFTMAX_QPARAMS = QParams.of(Int8Softmax.SCALE, -128)
 
 
 @dataclass(frozen=True)
