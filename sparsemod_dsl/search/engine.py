@@ -33,13 +33,12 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from tqdm import tqdm
 
-from ..errors import SparsemodError
-from ..lang.infer import MAX_LEN
 from ..nets.cost import cost
 from ..nets.morph import Mutation, inherit, mutate
 from ..nets.point import Point
 from ..space import Space, compile_file
 from .axstrategy import Strategy
+from .checks import SearchError, check_device, check_loss, check_splitter
 from .data import DataBundle, DataError, resolve
 from .experiment import Experiment, canonical_settings, experiment_hash
 from .feasible import LOOSEN
@@ -52,7 +51,8 @@ from .pricing import Pricer, budget_bytes, budgeted_target
 from .resize import Resizer
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
 from .scoring import Scored, runs
-from .state import State, load_state, save_state, search_event
+from .state import State, extension, load_state, save_state, search_event
+from .stopping import Stop, Stopper, nothing_left
 from .strategy import make_strategy
 from .train import (
     TrainConfig,
@@ -63,19 +63,13 @@ from .train import (
     default_trainer,
     evaluate,
 )
-from .trials import Trial, failure, pareto_front, summary, write_csv
+from .trials import TRAINED, Trial, failure, pareto_front, summary, write_csv
 from .windows import pinned_steps
 
-#: Trial statuses that cost a training run.
-TRAINED = ("completed", "failed")
 #: How many points a stage may propose per network it is to train before giving up.
 PROPOSALS_PER_TRIAL = 10
 
 T = TypeVar("T")
-
-
-class SearchError(SparsemodError):
-    """The search cannot run (bad data binding, no feasible point found, ...)."""
 
 
 @dataclass
@@ -122,6 +116,7 @@ class Search:
         fast: bool = False,
         progress: bool = False,
     ) -> None:
+        check_device(experiment)  # a GPU asked for and missing: refused before anything
         self.config = experiment
         self.report = report
         self.progress = progress
@@ -141,8 +136,8 @@ class Search:
             report(f"note: {note}")
         self.program = self.space.program
         self.resizer = Resizer(self.data)
-        self._check_splitter()
-        self._check_loss()
+        check_splitter(experiment, self.program, self.data)
+        check_loss(experiment, self.program, self.data)
         self._bound("scoring", partial(runs, self.data, experiment.scoring, experiment.seed))
         self._bound("final", partial(final_data, self.data, experiment.final))
         self.arch_source = experiment.arch.read_text(encoding="utf-8")
@@ -162,6 +157,9 @@ class Search:
         )
         self.strategy.report = report
         self.timings = Timings()
+        #: The `[stopping]` rules (`stopping`), from `_run`; the stop once found.
+        self.stopper = Stopper(experiment.stopping, self.results)
+        self.stop: Stop | None = None
 
     def _bound(self, key: str, load: Callable[[], T]) -> T:
         """`load()`, its DataError naming the experiment file and key it came from."""
@@ -169,40 +167,6 @@ class Search:
             return load()
         except DataError as error:
             raise DataError(f"{self.config.path}: {key}: {error}") from None
-
-    def _check_splitter(self) -> None:
-        """`data.splitter` cuts sequences into chunks of a `train.max_len` parameter, which
-        the space must declare. (Without the splitter, a declared max_len is pinned to the
-        windows' length: `prepare.fit_space`.)"""
-        if not self.config.data.splitter:
-            return
-        if all(p.name != MAX_LEN for p in self.program.parameters):
-            raise SearchError(
-                f"{self.config.path}: data.splitter is true but {self.config.arch.name} has "
-                f"no `max_len` in its train section (the splitter cuts sequences into chunks "
-                f"of train.max_len steps; declare it, or set data.splitter = false)"
-            )
-        if self.data.kind != "sequence":
-            raise SearchError(f"{self.config.path}: data.splitter needs sequence data")
-
-    def _check_loss(self) -> None:
-        """The network's declared loss is the data's: labels for `classes`, target
-        vectors for `output: vector(N)` with `loss = mse`; on an anomaly set, an output
-        of the input's size (the score is the reconstruction error)."""
-        if self.program.loss != self.data.loss:
-            wants = {"mse": "float target vectors (regression)",
-                     "cross_entropy": "integer class labels"}
-            raise SearchError(
-                f"{self.config.path}: {self.config.arch.name} declares loss "
-                f"{self.program.loss}, which needs {wants[self.program.loss]}, but "
-                f"{self.config.data.dataset} has {wants[self.data.loss]}"
-            )
-        if self.data.anomaly and self.data.input_shape != (self.program.classes,):
-            raise SearchError(
-                f"{self.config.path}: {self.config.data.dataset} is an anomaly set, scored by "
-                f"the reconstruction error, but {self.config.arch.name} outputs "
-                f"{self.program.classes} values for an input of shape "
-                f"{self.data.input_shape}: an autoencoder's output is its input's size")
 
     def _write_setup(self) -> None:
         """What `report` and `show` need to rebuild networks without the experiment file."""
@@ -328,12 +292,21 @@ class Search:
             self.journal.append(search_event(self.state))
             if self.state.seconds:  # the time of a journal written before the first event
                 self.journal.append({"event": RUN_EVENT, "seconds": self.state.seconds})
+        elif (extended := extension(records, self.state.settings)) is not None:
+            self.journal.append(extended)  # raised budgets, other [stopping] rules
+            self.report("extending the search: " + "; ".join(extended["changes"]))
         save_state(self.results, self.state)
         self._write_setup()
 
     def _run(self) -> list[Trial]:
         started = time.monotonic()
         self._resume()
+        # stopping hook 1 of 2 (`stopping`): the rules' clock starts; a finished search ends
+        self.stopper = Stopper(self.config.stopping, self.results, self.state.seconds)
+        if (idle := nothing_left(self)) is not None:
+            self.report(idle)
+            return self._finish()
+        self._stopping()  # a stop already journalled, or a time limit already passed
         self.journal.append({"event": RUN_START_EVENT})  # a killed run counts up to its last event
         for trial in self.journal.trials():
             if trial.status == "interrupted":
@@ -373,7 +346,7 @@ class Search:
         self.strategy.last_rejection = None
         with tqdm(total=total, initial=done, desc=f"{stage:>5}", unit="net", leave=False,
                   disable=None if self.progress else True) as bar:
-            while done < total:
+            while done < total and self.stop is None:
                 if proposed >= PROPOSALS_PER_TRIAL * total:
                     self._short(stage, done, total, f"{proposed - done} of {proposed} infeasible")
                     break
@@ -390,10 +363,22 @@ class Search:
                         break
                 for point, parent, changes in proposals:
                     ran.append(self.run_trial(stage, point, epochs, parent, changes))
+                    if self._stopping():  # stopping hook 2 of 2: after each trial
+                        break
                 done, proposed = counts()
                 bar.n = done
                 bar.refresh()
         self._check_stage(stage, [t for t in ran if t.status in TRAINED])
+
+    def _stopping(self) -> bool:
+        """Whether a `[stopping]` rule ends the search (`Stopper.check`); a new stop is
+        journalled and said once, and kept in `self.stop`, so later stages train nothing."""
+        if self.stop is None:
+            self.stop = self.stopper.check(self.journal)
+            if self.stop is not None and self.stop.new:
+                self.journal.append(self.stop.event)
+                self.report(f"stopping the search: {self.stop.reason}")
+        return self.stop is not None
 
     def _short(self, stage: str, done: int, total: int, why: str) -> None:
         """Say why a stage trains fewer networks than it asks for; stop the search when
