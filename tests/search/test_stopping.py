@@ -11,17 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from small_search import STAGES, environment, importable, sparsemodc, write_search
 from test_search import experiment, search
 
 from sparsemod_dsl import cli
 from sparsemod_dsl.search.checks import SearchSetupError, check_device
 from sparsemod_dsl.search.engine import Search
-from sparsemod_dsl.search.experiment import load_experiment
+from sparsemod_dsl.search.experiment import StoppingSettings, load_experiment
 from sparsemod_dsl.search.journal import Journal
 from sparsemod_dsl.search.report import report
 from sparsemod_dsl.search.state import EXTEND_EVENT, ResumeError
-from sparsemod_dsl.search.stopping import STOP_EVENT, hypervolumes, why_stopped
+from sparsemod_dsl.search.stopping import STOP_EVENT, Stopper, hypervolumes, why_stopped
 
 #: Digits stages with room to stop early: 7 networks, a retraining of the front after.
 ROOMY = ("[stages]\nsobol = 4\nbo_rounds = 1\nbo_batch = 2\nmorph_rounds = 1\n"
@@ -214,3 +216,57 @@ def test_the_installed_command_refuses_cuda_here(tmp_path: Path) -> None:
     assert "device = 'cuda:0' asks for a GPU, but torch " in done.stderr
     assert "torch.cuda.is_available() is False" in done.stderr
     assert not (tmp_path / "results" / "journal.jsonl").exists()
+
+
+# --- the tolerance rule's arithmetic, on journals written by hand --------------------------
+
+#: A one-objective search of a 10-class classifier: the box is errors 0 to 0.9.
+SETUP = {"objectives": ["error"], "classes": 10, "loss": "cross_entropy",
+         "measure": "cross_entropy", "budgets": {}}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(outcomes=st.lists(st.floats(0.0, 1.0) | st.sampled_from(["failed", "infeasible"]),
+                         max_size=12),
+       extended_after=st.integers(0, 12), window=st.integers(1, 4),
+       tolerance=st.floats(0.0, 60.0))
+def test_the_tolerance_reads_the_last_window_of_trained_trials_since_the_extension(
+        tmp_path_factory: pytest.TempPathFactory, outcomes: list, extended_after: int,
+        window: int, tolerance: float) -> None:
+    folder = tmp_path_factory.mktemp("journal")
+    (folder / "setup.json").write_text(json.dumps(SETUP))
+    journal = Journal(folder / "journal.jsonl")
+    at = {"time": "2026-11-29T12:00:00+00:00"}
+    journal.append({"event": "search", "experiment_hash": "e", "arch_hash": "a",
+                    "settings": {"seed": 0}, **at})
+    for trial, outcome in enumerate(outcomes):
+        if trial == extended_after:
+            journal.append({"event": EXTEND_EVENT, "changes": ["stages.sobol: 1 -> 2"],
+                            "settings": {"seed": 0}, **at})
+        journal.append({"event": "started", "trial": trial, "stage": "sobol", "params": {},
+                        **at})
+        status = outcome if isinstance(outcome, str) else "completed"
+        journal.append({"event": "finished", "trial": trial, "status": status,
+                        "error": None if isinstance(outcome, str) else outcome, **at})
+    stop = Stopper(StoppingSettings(tolerance, window), folder).check(journal)
+
+    def hv(errors: list) -> float:  # % of the box [0, 0.9] below the best error
+        inside = [e for e in errors if not isinstance(e, str) and e < 0.9]
+        return 100 * (1 - min(inside) / 0.9) if inside else 0.0
+
+    extended = extended_after < len(outcomes)  # else no extension: every trial counts
+    trained = [i for i, o in enumerate(outcomes)
+               if o != "infeasible" and (not extended or i >= extended_after)]
+    now = hv(outcomes)
+    before = hv(outcomes[:trained[-window]]) if len(trained) >= window else now
+    wanted = len(trained) >= window and now > 0 and now - before < tolerance
+    assert (stop is not None) is wanted, (stop, now, before, trained)
+    if stop is not None:
+        assert stop.new and stop.event["rule"] == "tolerance"
+        assert stop.event["gain"] == pytest.approx(now - before, abs=1e-3)
+        assert stop.event["hypervolume"] == pytest.approx(now, abs=1e-3)
+        journal.append(stop.event)  # once journalled, it holds for the same settings
+        held = Stopper(StoppingSettings(tolerance, window), folder).check(journal)
+        assert held is not None and not held.new and held.event == {**stop.event,
+                                                                      "time": held.event["time"]}
