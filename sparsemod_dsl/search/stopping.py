@@ -82,7 +82,10 @@ class Stopper:
 
     def check(self, journal: Journal) -> Stop | None:
         """Whether the search stops now, and why: the stop the journal already holds for
-        the current settings (`new` False), else a rule met now, else None."""
+        the current settings (`new` False), else a rule met now, else None (at once
+        without rules: a stop journalled under other rules held only until they changed)."""
+        if self.settings.tolerance is None and self.settings.max_minutes is None:
+            return None
         records = journal.records()
         since, _ = current_settings(records)
         held = [r for r in records[since + 1:] if r["event"] == STOP_EVENT]
@@ -182,8 +185,8 @@ def why_stopped(records: Sequence[Mapping[str, Any]], trials: Sequence[Trial]) -
     if stops:
         return str(stops[-1]["reason"])
     if not _last_run_ended(records):
-        return ("its last run did not end (killed, or stopped by an error): run "
-                "`sparsemodc search` again to resume it")
+        return ("not yet: its last run is still going, or was killed or stopped by an "
+                "error (then `sparsemodc search` again resumes it)")
     if "stages" not in settings:
         return "the search ran to its end"
     spent, counts = _budgets_spent(trials, settings["stages"])

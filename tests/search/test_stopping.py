@@ -270,3 +270,33 @@ def test_the_tolerance_reads_the_last_window_of_trained_trials_since_the_extensi
         held = Stopper(StoppingSettings(tolerance, window), folder).check(journal)
         assert held is not None and not held.new and held.event == {**stop.event,
                                                                       "time": held.event["time"]}
+
+
+def test_why_a_search_ended_from_its_journal() -> None:
+    stages = {"sobol": 2, "bo_rounds": 1, "bo_batch": 1, "morph_rounds": 0}
+    first = {"event": "search", "experiment_hash": "e", "arch_hash": "a",
+             "settings": {"seed": 0, "stages": stages}}
+
+    def trial(i: int, stage: str, status: str = "completed") -> list[dict]:
+        return [{"event": "started", "trial": i, "stage": stage, "params": {}},
+                {"event": "finished", "trial": i, "status": status}]
+
+    def trials(records: list[dict]) -> list:
+        journal = Journal(Path("/nonexistent"))
+        journal.records = lambda: records  # type: ignore[method-assign]
+        return journal.trials()
+
+    run = [{"event": "run_started"}, *trial(0, "sobol"), *trial(1, "sobol", "failed")]
+    killed = [first, *run]
+    assert why_stopped(killed, trials(killed)).startswith("not yet: its last run is still")
+    short = [*killed, *trial(2, "bo", "infeasible"), {"event": "run", "seconds": 1.0}]
+    assert why_stopped(short, trials(short)) == \
+        "the stages found no more points to train (sobol 2 of 2, bo 0 of 1, morph 0 of 0)"
+    done = [*killed, *trial(2, "bo"), {"event": "run", "seconds": 1.0}]
+    assert why_stopped(done, trials(done)).startswith("budget spent: every stage trained")
+    stopped = [*done, {"event": STOP_EVENT, "rule": "time", "reason": "wall-clock limit"}]
+    assert why_stopped(stopped, trials(stopped)) == "wall-clock limit"
+    extended = [*stopped, {"event": EXTEND_EVENT, "changes": ["stages.sobol: 2 -> 3"],
+                           "settings": {"seed": 0, "stages": {**stages, "sobol": 3}}}]
+    assert why_stopped(extended, trials(extended)) == (  # the stop no longer holds
+        "the stages found no more points to train (sobol 2 of 3, bo 1 of 1, morph 0 of 0)")
