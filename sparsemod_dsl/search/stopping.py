@@ -95,8 +95,9 @@ class Stopper:
         if limit is not None and (minutes := self.minutes()) >= limit:
             return Stop({"event": STOP_EVENT, "rule": "time", "minutes": round(minutes, 3),
                          "max_minutes": limit, "reason": (
-                             f"wall-clock limit reached: the search has run {minutes:.1f} min, "
-                             f"stopping.max_minutes = {limit:g}")})
+                             "wall-clock limit reached: the search has run "
+                             + (f"{minutes:.1f} min" if minutes >= 1 else f"{60 * minutes:.1f} s")
+                             + f", stopping.max_minutes = {limit:g}")})
         if self.settings.tolerance is None:
             return None
         return self._tolerance(records, journal.trials(), since)
