@@ -225,7 +225,7 @@ class FinalSettings:
 @dataclass(frozen=True, slots=True)
 class StoppingSettings:
     """[stopping]: end the search before its stage budgets are spent (`stopping`): when
-    the hypervolume (percentage points of the report's reference box) gained less than
+    the hypervolume (percentage points of the report's reference box) gained at most
     `tolerance` over the last `window` trained trials, or once the search has run
     `max_minutes` in all; unset: no such rule."""
 

@@ -2,7 +2,7 @@
 
 The `[stopping]` rules of an experiment (`experiment.StoppingSettings`):
 
-- `tolerance`: stop when the hypervolume gained less than `tolerance` percentage points
+- `tolerance`: stop when the hypervolume gained at most `tolerance` percentage points
   over the last `window` trained trials (completed or failed; infeasible points cost no
   training and do not count). The hypervolume is the report's (`figdata.figures`: the
   same reference box, the same trials, from the same `setup.json` and journal), so the
@@ -117,15 +117,15 @@ class Stopper:
         first = next((i for i, (tid, _, _) in enumerate(progress) if tid in last), None)
         now = progress[-1][2] if progress else 0.0
         before = now if first is None else progress[first - 1][2] if first else 0.0
-        gain = now - before
-        if now <= 0.0 or gain >= (tolerance or 0.0):
+        gain = round(now - before, 6)  # 0 is 0, whatever the rounding of two volumes
+        if now <= 0.0 or gain > (tolerance or 0.0):
             return None
         return Stop({"event": STOP_EVENT, "rule": "tolerance", "gain": round(gain, 4),
                      "hypervolume": round(now, 4), "before": round(before, 4),
                      "window": window, "tolerance": tolerance, "reason": (
                          f"tolerance reached: the hypervolume gained {gain:.2f} percentage "
                          f"points ({before:.2f}% -> {now:.2f}% of the reference box) over the "
-                         f"last {window} trained trials, less than stopping.tolerance = "
+                         f"last {window} trained trials, at most stopping.tolerance = "
                          f"{tolerance:g}")})
 
 
