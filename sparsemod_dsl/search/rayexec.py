@@ -28,7 +28,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from ..errors import SparsemodError
+from ..errors import UsageError
 from .runner import Outcome, Runner, Task
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ TRIES = 2
 DEATHS = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError)
 
 
-class RayStartError(SparsemodError):
-    """Ray cannot be started or joined, or lacks what `[execution]` asks for."""
+class RayStartError(UsageError):
+    """Ray cannot be started or joined, or lacks what `[execution]` asks for (exit 2)."""
 
 
 @ray.remote(max_restarts=0)
@@ -71,7 +71,7 @@ class RayExecutor:
     def __init__(self, experiment: Experiment, runner: Runner) -> None:
         settings = experiment.execution
         _connect(experiment)
-        if settings.gpus_per_trial > 0 and experiment.device == "cpu":
+        if settings.gpus_per_trial > 0 and not experiment.device.startswith("cuda"):
             runner = _on_gpu(runner)
         self._check_resources(experiment)
         self.blob = ray.put(pickle.dumps(runner))
