@@ -32,7 +32,7 @@ from typing import Callable, Sequence, TypeVar
 from tqdm import tqdm
 
 from ..nets.morph import Mutation, mutate
-from ..nets.point import Point
+from ..nets.point import Point, active
 from ..space import Space, compile_file
 from .axstrategy import Strategy
 from .checks import SearchError, check_device, check_loss, check_splitter
@@ -45,7 +45,7 @@ from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
 from .prepare import fit_space, importable, load_prepared
-from .pricing import Pricer, budget_bytes, budgeted_target
+from .pricing import Pricer, budget_bytes, budgeted_target, key
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
 from .runner import Outcome, Runner, Task
 from .scoring import runs
@@ -406,7 +406,8 @@ class Search:
         for _ in range(self.config.stages.morph_candidates if front else 0):
             parent = rng.choice(front)
             mutation = mutate(self.program, parent.params, rng)
-            if mutation is not None and self.infeasibility(mutation.point) is None:
+            if mutation is not None and key(active(self.program, mutation.point)) not in \
+                    self.strategy.tried and self.infeasibility(mutation.point) is None:
                 candidates.append((mutation, parent))
         if not candidates:
             return []

@@ -12,14 +12,21 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+from small_search import (
+    STAGES,
+    environment,
+    importable,
+    sparsemodc,
+    start,
+    write_search,
+)
 
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.journal import Journal
-
-from small_search import STAGES, environment, importable, sparsemodc, start, write_search
 
 pytest.importorskip("ray")
 
@@ -68,30 +75,54 @@ def test_two_local_workers_train_as_many_trials_per_stage_as_one_process(
 
 
 @pytest.fixture
-def head(tmp_path: Path) -> object:
-    """A Ray head started with `ray start --head` on 127.0.0.1, stopped afterwards."""
+def head() -> Iterator[int]:
+    """A Ray head started with `ray start --head --block` on 127.0.0.1 in a session of
+    its own, stopped by ending that session (`ray stop` would stop every Ray here)."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray is not None
-    env = {**os.environ, **LOCAL}
-    subprocess.run([ray, "start", "--head", "--port=0", "--num-cpus=2",
-                    "--include-dashboard=false", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True, timeout=120)
-    yield
-    subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
-
-
-def test_a_search_joins_a_head_started_with_ray_start(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, head: object) -> None:
-    import ray
-
-    journal = run(tmp_path, monkeypatch, execution='workers = 2\naddress = "auto"')
-    assert stages(journal) == Counter(sobol=3, bo=4, morph=2) and finished_once(journal)
-    assert not ray.is_initialized()  # the search disconnected; the head runs on
-    ray.init(address="auto", log_to_driver=False)
+    process = subprocess.Popen(
+        [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--port=0",
+         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+        env={**os.environ, **LOCAL}, start_new_session=True, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert ray.cluster_resources().get("CPU") == 2
+        deadline, began = time.monotonic() + 120, time.time() - 1
+        while not head_is_up(process.pid, began):
+            assert process.poll() is None and time.monotonic() < deadline, "no Ray head"
+            time.sleep(0.5)
+        yield process.pid
     finally:
-        ray.shutdown()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def head_is_up(pid: int, since: float) -> bool:
+    """Whether the head that `ray start` (process `pid`) runs is up: its GCS runs, and
+    the file that `address = "auto"` reads was written since `since`."""
+    current = Path("/tmp/ray/ray_current_cluster")
+    return current.exists() and current.stat().st_mtime >= since and any(
+        "gcs_server" in p.read_text(errors="ignore") for p in Path("/proc").glob("*/cmdline")
+        if _session(p) == pid)
+
+
+def _session(cmdline: Path) -> int | None:
+    try:
+        return os.getsid(int(cmdline.parent.name))
+    except (ValueError, OSError):
+        return None
+
+
+def test_a_search_joins_a_head_started_with_ray_start(tmp_path: Path, head: int) -> None:
+    """As a user would: `ray start --head` in one shell, `sparsemodc search` in another;
+    the search trains on the head's workers and leaves it running."""
+    path = write_search(tmp_path, execution='workers = 2\naddress = "auto"')
+    done = subprocess.run(sparsemodc("search", str(path)), cwd=tmp_path, capture_output=True,
+                          text=True, env=environment(tmp_path), timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    journal = Journal(tmp_path / "results" / "journal.jsonl")
+    assert stages(journal) == Counter(sobol=3, bo=4, morph=2) and finished_once(journal)
+    assert any(_session(p) == head for p in Path("/proc").glob("*/cmdline")  # the head runs on
+               if "raylet" in p.read_text(errors="ignore"))
 
 
 def kill_what_hangs(folder: Path, stop: threading.Event) -> None:
