@@ -38,6 +38,7 @@ from ..nets.point import Point
 from ..space import Space, compile_file
 from .axstrategy import Strategy
 from .data import DataError, resolve
+from .earlystop import peers
 from .execution import Executor, LocalExecutor, make_executor
 from .experiment import Experiment, canonical_settings, experiment_hash
 from .feasible import LOOSEN
@@ -58,7 +59,7 @@ from .trials import Trial, pareto_front, summary, write_csv
 from .windows import pinned_steps
 
 #: Trial statuses that cost a training run.
-TRAINED = ("completed", "failed")
+TRAINED = ("completed", "failed", "stopped")
 #: How many points a stage may propose per network it is to train before giving up.
 PROPOSALS_PER_TRIAL = 10
 
@@ -213,7 +214,9 @@ class Search:
         trial = self.journal.trial(trial_id)
         weights = None if trial.parent is None else load_network_record(
             self.results, trial.parent).state_dict
-        return Task(trial_id, trial.params, int(trial.extra.get("epochs", 1)), weights)
+        return Task(trial_id, trial.params, int(trial.extra.get("epochs", 1)), weights,
+                    peers(self.config.early_stopping, self.journal.trials(), trial,
+                          self.data.measure))
 
     def _finish_trial(self, trial_id: int, outcome: Outcome) -> Trial:
         """Save a completed trial's network, journal its outcome, tell the strategy."""

@@ -247,10 +247,26 @@ class ExecutionSettings:
         return self.workers > 1 or self.address is not None or self.gpus_per_trial > 0
 
 
+#: The rules of `[early_stopping]`; the first (the default) stops nothing.
+EARLY_STOPPING_RULES = ("none", "median", "asha")
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyStoppingSettings:
+    """[early_stopping]: stop trials whose validation error after an epoch is worse than
+    that of comparable finished trials at that epoch (`earlystop`, docs/search.md)."""
+
+    rule: str = _key(EARLY_STOPPING_RULES[0], _one_of(*EARLY_STOPPING_RULES))
+    grace_epochs: int = _key(1, _at_least(1))
+    min_trials: int = _key(3, _at_least(1))
+    eta: int = _key(3, _at_least(2, 100))
+
+
 SECTIONS: dict[str, type] = {
     "data": DataSettings, "stages": StageSettings, "objectives": ObjectiveSettings,
     "target": TargetSettings, "training": TrainingSettings, "scoring": ScoringSettings,
     "final": FinalSettings, "execution": ExecutionSettings,
+    "early_stopping": EarlyStoppingSettings,
 }
 _TOP_KEYS = (*(f.name for f in fields(_TopLevel)), *SECTIONS)
 #: Every key of the file, dotted.
@@ -279,6 +295,7 @@ class Experiment:
     scoring: ScoringSettings = ScoringSettings()
     final: FinalSettings = FinalSettings()
     execution: ExecutionSettings = ExecutionSettings()
+    early_stopping: EarlyStoppingSettings = EarlyStoppingSettings()
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -328,6 +345,10 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
     if scoring and scoring.repeats > 1 and scoring.folds:
         problems.append(f"scoring.repeats ({scoring.repeats}) and scoring.folds "
                         f"({scoring.folds}) exclude each other: choose one")
+    early, stages = sections["early_stopping"], sections["stages"]
+    if early and stages and early.rule != "none" and early.grace_epochs >= max(stages.epochs):
+        problems.append(f"early_stopping.grace_epochs ({early.grace_epochs}) leaves no epoch to "
+                        f"stop a trial at: stages.epochs are {list(stages.epochs)}")
     if top is None:
         return None
     arch = (base / top.arch).resolve()
@@ -341,7 +362,8 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
         return None
     return Experiment(path, arch, name, results, top.seed, top.device, sections["data"],
                       sections["stages"], objectives, target, sections["training"],
-                      scoring, sections["final"], sections["execution"])
+                      scoring, sections["final"], sections["execution"],
+                      sections["early_stopping"])
 
 
 def _results_problem(results: Path) -> str | None:
@@ -388,14 +410,16 @@ def canonical_settings(experiment: Experiment) -> dict[str, Any]:
 
     Left out: `name`, `results`, `device` and `[execution]` (where and how fast the
     search runs, not what it finds), `[final]` (the retraining after the search, which
-    may be asked for when the search is over), `[scoring]` at its defaults (older
-    results still resume) and `arch` (its source is hashed apart). A target file is
-    named relative to the experiment file, so that moving both keeps the settings.
+    may be asked for when the search is over), `[scoring]` and `[early_stopping]` at
+    their defaults (older results still resume) and `arch` (its source is hashed apart).
+    A target file is named relative to the experiment file, so that moving both keeps
+    the settings.
     """
     settings: dict[str, Any] = {"seed": experiment.seed}
     for section, cls in SECTIONS.items():
         value = getattr(experiment, section)
-        if section not in ("final", "execution") and (section != "scoring" or value != cls()):
+        if section not in ("final", "execution") and (
+                section not in ("scoring", "early_stopping") or value != cls()):
             settings[section] = asdict(value)
     name = experiment.target.name
     if name is not None and name.endswith(".toml"):

@@ -50,10 +50,12 @@ def _pct(value: float | None) -> str:
 
 
 def _tally(trials: Sequence[Trial]) -> str:
-    """"N trials: X trained, Y infeasible, Z failed"."""
-    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
+    """"N trials: X trained, Y infeasible, Z failed" (", S stopped early" when some were)."""
+    counts = {s: sum(t.status == s for t in trials)
+              for s in ("completed", "infeasible", "failed", "stopped")}
+    stopped = f", {counts['stopped']} stopped early" if counts["stopped"] else ""
     return (f"{len(trials)} trials: {counts['completed']} trained, {counts['infeasible']} "
-            f"infeasible, {counts['failed']} failed")
+            f"infeasible, {counts['failed']} failed{stopped}")
 
 
 def _precision(info: dict[str, Any]) -> str:
