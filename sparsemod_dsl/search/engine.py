@@ -15,7 +15,9 @@ of the error, exact costs and expected hypervolume improvement). A point that
 default strategy never proposes one, and one that another strategy proposes is
 recorded as infeasible, with the reason. A trial that raises, whatever it
 raises, is recorded as failed with the reason and the search goes on; only a
-stage whose networks all fail stops it (`_check_stage`). A broken data binding
+stage whose networks all fail stops it (`_check_stage`). With `[early_stopping]`, a
+task carries the curves of comparable finished trials, and a trial worse than them
+after an epoch is stopped and recorded as stopped (`earlystop`). A broken data binding
 stops it before any training. A search holds its results directory's lock
 (`lock.locked`) while it runs; every event goes to the append-only journal
 first, so re-running the same command resumes where the last run stopped.

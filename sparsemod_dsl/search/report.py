@@ -203,6 +203,10 @@ def show(results: Path, trial_id: int) -> str:
     if trial.parent is not None:
         lines.append(f"child of trial {trial.parent}: " + "; ".join(trial.extra.get("changes", [])))
     lines += [f"  {name} = {value!r}" for name, value in trial.params.items()]
+    units = info.get("measure") or "cross_entropy"
+    lines += [f"validation {error_label(units)} per epoch: "  # with an early-stopping rule
+              + ", ".join(show_error(e, units) for e in curve)
+              for curve in trial.extra.get("curves", [])]
     if trial.status != "completed":
         return "\n".join(lines)
     space = setup_space(info)

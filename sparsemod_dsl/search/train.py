@@ -176,7 +176,10 @@ class Trainer(Protocol):
     take its batches from `batches` (which cuts sequences into `config.max_len` chunks
     and applies `data.collate`), make `model` with `deployable`, leave `float_model` on
     the CPU, and raise `TrainingError` when training diverges (the trial is recorded as
-    failed). Any plain function with this signature will do, e.g. one that trains
+    failed). With an early-stopping rule, `config.monitor` is set: call it after each
+    epoch with the validation error and, when it returns True, stop and return
+    `stopped=True` with the `curve` (a trainer that ignores it is never stopped early).
+    Any plain function with this signature will do, e.g. one that trains
     twice as long:
 
         def longer(net, data, config):

@@ -31,7 +31,7 @@ from sparsemod_dsl.search.experiment import (
 )
 from sparsemod_dsl.search.journal import Journal
 from sparsemod_dsl.search.pricing import Pricer
-from sparsemod_dsl.search.report import report
+from sparsemod_dsl.search.report import report, show
 from sparsemod_dsl.search.strategy import make_strategy
 from sparsemod_dsl.search.train import TrainConfig, TrainResult, default_trainer
 from sparsemod_dsl.search.trials import Trial, pareto_front, summary
@@ -251,6 +251,11 @@ def test_stopped_trials_are_never_on_the_front_nor_saved(stopping: Search) -> No
     assert sum(",stopped," in row for row in rows) == len(stopped)
     text, _ = report(stopping.results)
     assert f"{len(stopped)} stopped early" in text.splitlines()[0]
+    one = stopping.journal.trial(min(stopped))
+    shown = show(stopping.results, one.id).splitlines()
+    assert shown[0] == f"trial {one.id} [{one.stage}] stopped: {one.reason}"
+    assert shown[-1] == "validation error % per epoch: " + ", ".join(
+        f"{100 * e:.1f}" for e in one.extra["curves"][0])
 
 
 def test_the_strategy_learns_from_stopped_trials(stopping: Search) -> None:
