@@ -16,8 +16,11 @@ No trial is stopped before `grace_epochs` epochs, nor after its last epoch, nor 
 fewer than `min_trials` comparable trials have an error at that epoch. Comparable
 trials train the same epochs (the pruning schedule depends on them) and start alike:
 from scratch, or (morphism children) from a parent's weights, so a child is judged
-only against other children. With `[scoring]` runs, run i is judged against the peers'
-run i. The errors of a curve are those of the float network (before quantisation).
+only against other children. With `compare = "cheaper"`, they also cost no more in
+any cost objective (flash, RAM, latency, as minimised): a trial is then stopped only
+when it is likely dominated, and a small network is never stopped for erring more
+than large ones. With `[scoring]` runs, run i is judged against the peers' run i. The
+errors of a curve are those of the float network (before quantisation).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Iterable
 
-from .experiment import EarlyStoppingSettings
+from .experiment import EarlyStoppingSettings, Experiment
 from .objective import error_phrase
+from .pricing import Pricer
 from .trials import Trial
 
 #: The journalled field of a trial's per-epoch validation errors, one list per run.
@@ -50,6 +54,11 @@ class Peers:
     epochs: int
     measure: str
     curves: tuple[tuple[tuple[float, ...], ...], ...]
+
+    @property
+    def trials(self) -> str:
+        """What the peers are, for the reason."""
+        return "trials that cost no more" if self.settings.compare == "cheaper" else "trials"
 
     def at(self, run: int, epoch: int) -> list[float]:
         """The peers' errors after `epoch` (from 1) of scoring run `run`."""
@@ -81,13 +90,13 @@ class Peers:
             if error <= median:
                 return None
             return (f"{head} is worse than the median {error_phrase(median, self.measure)} "
-                    f"of {len(values)} completed trials at epoch {epoch}")
+                    f"of {len(values)} completed {self.trials} at epoch {epoch}")
         keep = math.ceil((len(values) + 1) / settings.eta)
         if sum(v < error for v in values) < keep:
             return None
         cutoff = sorted(values)[keep - 1]
-        return (f"{head} is not in the best {keep} of {len(values) + 1} trials at rung epoch "
-                f"{epoch} (asha, eta {settings.eta}: the best have "
+        return (f"{head} is not in the best {keep} of {len(values) + 1} {self.trials} at rung "
+                f"epoch {epoch} (asha, eta {settings.eta}: the best have "
                 f"{error_phrase(cutoff, self.measure)} or better)")
 
 
@@ -105,18 +114,27 @@ class Monitor:
         return self.reason is not None
 
 
-def peers(settings: EarlyStoppingSettings, trials: Iterable[Trial], trial: Trial,
-          measure: str) -> Peers | None:
+def peers(experiment: Experiment, trials: Iterable[Trial], trial: Trial, measure: str,
+          pricer: Pricer) -> Peers | None:
     """The snapshot that judges `trial`, from the finished trials (None: no rule).
 
     `median` compares with completed trials, `asha` with every trial that reached the
-    rung (stopped ones too); only trials of the same epochs and start (`comparable`)."""
+    rung (stopped ones too); only trials of the same epochs and start (`comparable`),
+    and with `compare = "cheaper"` that cost no more than `trial` (priced by `pricer`)
+    in each cost objective."""
+    settings = experiment.early_stopping
     if settings.rule == "none":
         return None
     statuses = ("completed",) if settings.rule == "median" else ("completed", "stopped")
+    costs: dict[str, float] = {}
+    if settings.compare == "cheaper":
+        values = pricer.price(trial.params).values
+        costs = {o: values[o] for o in experiment.objectives.minimize if o != "error"}
     found = [t.extra[CURVES] for t in trials
              if t.id != trial.id and t.status in statuses and comparable(t, trial)
-             and t.extra.get(CURVES)]
+             and t.extra.get(CURVES) and all(
+                 (cost := t.objective(o)) is not None and cost <= limit
+                 for o, limit in costs.items())]
     runs = max((len(c) for c in found), default=0)
     return Peers(settings, epochs(trial), measure, tuple(
         tuple(tuple(c[r]) for c in found if len(c) > r) for r in range(runs)))

@@ -217,8 +217,8 @@ class Search:
         weights = None if trial.parent is None else load_network_record(
             self.results, trial.parent).state_dict
         return Task(trial_id, trial.params, int(trial.extra.get("epochs", 1)), weights,
-                    peers(self.config.early_stopping, self.journal.trials(), trial,
-                          self.data.measure))
+                    peers(self.config, self.journal.trials(), trial, self.data.measure,
+                          self.pricer))
 
     def _finish_trial(self, trial_id: int, outcome: Outcome) -> Trial:
         """Save a completed trial's network, journal its outcome, tell the strategy."""

@@ -260,6 +260,7 @@ class EarlyStoppingSettings:
     grace_epochs: int = _key(1, _at_least(1))
     min_trials: int = _key(3, _at_least(1))
     eta: int = _key(3, _at_least(2, 100))
+    compare: str = _key("all", _one_of("all", "cheaper"))
 
 
 SECTIONS: dict[str, type] = {

@@ -10,6 +10,7 @@ import math
 import pickle
 import statistics
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import pytest
@@ -115,11 +116,23 @@ def test_a_monitor_says_why_it_stops() -> None:
 
 
 def trial(id: int, status: str = "completed", epochs: int = 3, parent: int | None = None,
-          curves: list[list[float]] | None = None) -> Trial:
+          curves: list[list[float]] | None = None, flash: int = 100) -> Trial:
     extra: dict[str, object] = {"epochs": epochs}
     if curves is not None:
         extra["curves"] = curves
-    return Trial(id, "sobol", {}, parent, status, extra=extra)
+    return Trial(id, "sobol", {}, parent, status, extra=extra, flash_bytes=flash,
+                 ram_bytes=100)
+
+
+def snapshot(settings: EarlyStoppingSettings, trials: list[Trial], me: Trial,
+             flash: float = 100.0) -> Peers | None:
+    """`peers` for an experiment minimising error, flash and RAM, `me` priced at `flash`
+    bytes of flash and 100 of RAM."""
+    experiment = SimpleNamespace(early_stopping=settings,
+                                 objectives=SimpleNamespace(minimize=("error", "flash", "ram")))
+    pricer = SimpleNamespace(price=lambda _: SimpleNamespace(values={"flash": flash,
+                                                                     "ram": 100.0}))
+    return peers(experiment, trials, me, "cross_entropy", pricer)  # type: ignore[arg-type]
 
 
 def test_peers_are_comparable_finished_trials_with_curves() -> None:
@@ -134,30 +147,46 @@ def test_peers_are_comparable_finished_trials_with_curves() -> None:
         trial(6, curves=[[0.6, 0.5, 0.4], [0.7, 0.6, 0.5]]),  # two scoring runs
         trial(9, "interrupted", curves=[[0.0] * 3]),  # itself
     ]
-    median = peers(MEDIAN, trials, me, "cross_entropy")
+    median = snapshot(MEDIAN, trials, me)
     assert median is not None and median.epochs == 3
     assert median.curves == (((0.5, 0.4, 0.3), (0.6, 0.5, 0.4)), ((0.7, 0.6, 0.5),))
-    asha = peers(ASHA, trials, me, "cross_entropy")
+    asha = snapshot(ASHA, trials, me)
     assert asha is not None and asha.at(0, 1) == [0.5, 0.9, 0.6] and asha.at(0, 2) == [0.4, 0.5]
-    child = peers(MEDIAN, trials, trial(10, "interrupted", parent=6), "cross_entropy")
+    child = snapshot(MEDIAN, trials, trial(10, "interrupted", parent=6))
     assert child is not None and child.curves == (((0.2, 0.2, 0.2),),)
     assert pickle.loads(pickle.dumps(median)) == median  # it travels to Ray workers
-    assert peers(EarlyStoppingSettings(), trials, me, "cross_entropy") is None
+    assert snapshot(EarlyStoppingSettings(), trials, me) is None
+
+
+def test_cheaper_peers_cost_no_more_in_any_cost_objective() -> None:
+    cheaper = dataclasses.replace(MEDIAN, compare="cheaper", min_trials=1)
+    trials = [trial(0, curves=[[0.5, 0.4]], flash=50), trial(1, curves=[[0.1, 0.1]], flash=150),
+              trial(2, curves=[[0.3, 0.3]], flash=100)]
+    me = trial(3, "interrupted")
+    judge = snapshot(cheaper, trials, me, flash=100.0)
+    assert judge is not None and judge.at(0, 1) == [0.5, 0.3]
+    assert judge.verdict(0, 1, 0.45) == (
+        "validation error 45.0% after epoch 1 of 3 is worse than the median error 40.0% of "
+        "2 completed trials that cost no more at epoch 1")
+    smallest = snapshot(cheaper, trials, me, flash=10.0)  # nothing is cheaper: never stopped
+    assert smallest is not None and smallest.verdict(0, 1, 0.99) is None
 
 
 def test_the_settings_are_checked_naming_the_key(tmp_path: Path) -> None:
     path = write_search(tmp_path)
     path.write_text(path.read_text() + '\n[early_stopping]\nrule = "hyperband"\neta = 1\n'
-                    'grace_epochs = 0\nmin_trials = "3"\n')
+                    'grace_epochs = 0\nmin_trials = "3"\ncompare = "smaller"\n')
     with pytest.raises(ExperimentError) as caught:
         load_experiment(path)
     text = str(caught.value)
     for key in ("early_stopping.rule must be one of none, median, asha",
                 "early_stopping.eta must be in 2..100", "early_stopping.grace_epochs must be at",
-                "early_stopping.min_trials must be an integer"):
+                "early_stopping.min_trials must be an integer",
+                "early_stopping.compare must be one of all, cheaper"):
         assert key in text
     path.write_text(path.read_text().replace('rule = "hyperband"\neta = 1\ngrace_epochs = 0\n'
-                                             'min_trials = "3"', 'rule = "median"'))
+                                             'min_trials = "3"\ncompare = "smaller"',
+                                             'rule = "median"'))
     with pytest.raises(ExperimentError, match=r"early_stopping.grace_epochs \(1\) leaves no "
                        r"epoch to stop a trial at: stages.epochs are \[1, 1, 1\]"):
         load_experiment(path)
