@@ -18,6 +18,7 @@ from helpers import program
 from hypothesis import given
 from hypothesis import strategies as st
 from small_search import importable, write_search
+from test_search import experiment as digits_experiment
 from test_train import config, train_digits
 
 from sparsemod_dsl.nets.network import SparsemodNet
@@ -28,6 +29,7 @@ from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import (
     EarlyStoppingSettings,
     ExperimentError,
+    experiment_hash,
     load_experiment,
 )
 from sparsemod_dsl.search.journal import Journal
@@ -362,3 +364,37 @@ def test_ax_strategies_fit_stopped_trials_as_early_stopped() -> None:
     adapter = Generators.BOTORCH_MODULAR(experiment=strategy.ax,
                                          data=strategy.ax.lookup_data())
     assert len(adapter.get_training_data().arm_data) == 6
+
+
+def test_the_rule_is_in_the_experiment_hash_unless_at_its_defaults(tmp_path: Path) -> None:
+    path = write_search(tmp_path, stages=STAGES)
+    plain = experiment_hash(load_experiment(path))
+    text = path.read_text()
+    path.write_text(text + '\n[early_stopping]\nrule = "none"\nmin_trials = 3\n')
+    assert experiment_hash(load_experiment(path)) == plain  # older results still resume
+    path.write_text(text + RULE)
+    ruled = load_experiment(path)
+    assert ruled.early_stopping == EarlyStoppingSettings("median", min_trials=2)
+    assert experiment_hash(ruled) != plain  # stopping changes what the search finds
+
+
+def test_asha_among_cheaper_trials_in_a_real_search(tmp_path: Path) -> None:
+    """The driver prices each trial for `compare = "cheaper"`: a stopped trial was judged
+    only against the finished trials of no more flash and RAM (digits, which the tiny
+    networks learn at different speeds; float, unpruned, for speed)."""
+    stages = ("[stages]\nsobol = 6\nbo_rounds = 0\nmorph_rounds = 0\nepochs = [2, 2, 2]\n"
+              "strategy = 'exact'\n")
+    engine = run(digits_experiment(
+        tmp_path, stages=stages, training='[training]\npruning = false\nquantization = "none"\n',
+        early='[early_stopping]\nrule = "asha"\nmin_trials = 2\ncompare = "cheaper"\n'))
+    trials = engine.journal.trials()
+    stopped = [t for t in trials if t.status == "stopped"]
+    assert stopped
+    for t in stopped:
+        assert "trials that cost no more at rung epoch 1 (asha, eta 3" in (t.reason or "")
+        cheaper = [p.extra["curves"][0][0] for p in trials if p.id < t.id
+                   and (p.flash_bytes or 0) <= (t.flash_bytes or 0)
+                   and (p.ram_bytes or 0) <= (t.ram_bytes or 0)]
+        keep = math.ceil((len(cheaper) + 1) / 3)
+        assert f"not in the best {keep} of {len(cheaper) + 1} trials" in (t.reason or "")
+        assert sum(e < t.extra["curves"][0][0] for e in cheaper) >= keep
