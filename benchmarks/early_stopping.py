@@ -25,7 +25,7 @@ import argparse
 import dataclasses
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -102,7 +102,7 @@ def main() -> int:
         results = list(pool.map(search, rules, [args] * len(rules)))
     base = results[0]
     equal = min(r["end"] for r in results)
-    rows = [
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("wall time s", lambda r: f"{r['wall']:.0f}"),
         ("training s", lambda r: f"{r['train']:.0f}"),
         ("training / without", lambda r: f"{r['train'] / base['train']:.2f}"),

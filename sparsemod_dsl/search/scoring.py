@@ -80,7 +80,8 @@ class Scored:
         stopped point's error is its last training's when stopped, without test errors."""
         errors = [r.val_error for r, _ in self.trainings]
         tests = [t for _, t in self.trainings]
-        several = {"scores": errors, "test_scores": tests} if len(errors) > 1 else {}
+        several: dict[str, Any] = (
+            {"scores": errors, "test_scores": tests} if len(errors) > 1 else {})
         curves = [list(r.curve) for r, _ in self.trainings]
         early = {"curves": curves} if any(curves) else {}
         if self.stopped is not None:

@@ -26,6 +26,7 @@ from sparsemod_dsl.nets.targets import load_target
 from sparsemod_dsl.search.data import DataBundle
 from sparsemod_dsl.search.earlystop import Monitor, Peers, peers
 from sparsemod_dsl.search.engine import Search
+from sparsemod_dsl.search.exactstrategy import ExactStrategy
 from sparsemod_dsl.search.experiment import (
     EarlyStoppingSettings,
     ExperimentError,
@@ -291,6 +292,7 @@ def test_stopped_trials_are_never_on_the_front_nor_saved(stopping: Search) -> No
 
 def test_the_strategy_learns_from_stopped_trials(stopping: Search) -> None:
     strategy = stopping.strategy
+    assert isinstance(strategy, ExactStrategy)
     trials = [t for t in stopping.journal.trials() if t.status in ("completed", "stopped")]
     assert strategy.finished == [t.status == "completed" for t in trials]
     errors = [row[0] for row in strategy.values]
