@@ -105,7 +105,9 @@ class Strategy:
         )
 
     def observe(self, trial: Trial) -> None:
-        """Take in a finished trial; only completed ones carry data."""
+        """Take in a finished trial; completed ones carry data, and so do stopped ones
+        (`earlystop`): marked early-stopped in Ax, their error the validation error they
+        had when stopped (Ax fits early-stopped trials' data); the rest are failed."""
         from ax.core.arm import Arm
         from ax.core.data import Data
 
@@ -114,11 +116,12 @@ class Strategy:
         ax_trial = self.ax.new_trial()
         ax_trial.add_arm(Arm(parameters=axspace.to_ax(trial.params, self.program)))
         ax_trial.mark_running(no_runner_required=True)
-        if trial.status != "completed":
+        if trial.status not in ("completed", "stopped"):
             ax_trial.mark_failed()
             return
-        self.completed += 1
-        self.fitting.append(active(self.program, trial.params))
+        if trial.status == "completed":
+            self.completed += 1
+            self.fitting.append(active(self.program, trial.params))
         rows = [
             {"arm_name": ax_trial.arm.name, "metric_name": o, "metric_signature": o,
              "mean": float(trial.objective(o)), "sem": 0.0,  # type: ignore[arg-type]
@@ -126,7 +129,10 @@ class Strategy:
             for o in self.objectives
         ]
         self.ax.attach_data(Data(df=pd.DataFrame(rows)))
-        ax_trial.mark_completed()
+        if trial.status == "stopped":
+            ax_trial.mark_early_stopped()
+        else:
+            ax_trial.mark_completed()
 
     def _sobol(self, n: int, draw: int = 0) -> list[Point]:
         from ax.adapter.registry import Generators

@@ -15,7 +15,9 @@ of the error, exact costs and expected hypervolume improvement). A point that
 default strategy never proposes one, and one that another strategy proposes is
 recorded as infeasible, with the reason. A trial that raises, whatever it
 raises, is recorded as failed with the reason and the search goes on; only a
-stage whose networks all fail stops it (`_check_stage`). A broken data binding
+stage whose networks all fail stops it (`_check_stage`). With `[early_stopping]`, a
+task carries the curves of comparable finished trials, and a trial worse than them
+after an epoch is stopped and recorded as stopped (`earlystop`). A broken data binding
 stops it before any training. A search holds its results directory's lock
 (`lock.locked`) while it runs; every event goes to the append-only journal
 first, so re-running the same command resumes where the last run stopped.
@@ -37,10 +39,12 @@ from ..space import Space, compile_file
 from .axstrategy import Strategy
 from .checks import SearchError, check_device, check_loss, check_splitter
 from .data import DataError, resolve
+from .earlystop import peers
 from .execution import Executor, LocalExecutor, make_executor
-from .experiment import Experiment, canonical_settings, experiment_hash
+from .experiment import Experiment
 from .feasible import LOOSEN
 from .final import final_data, retrain
+from .identity import canonical_settings, experiment_hash
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
@@ -179,7 +183,9 @@ class Search:
         trial = self.journal.trial(trial_id)
         weights = None if trial.parent is None else load_network_record(
             self.results, trial.parent).state_dict
-        return Task(trial_id, trial.params, int(trial.extra.get("epochs", 1)), weights)
+        return Task(trial_id, trial.params, int(trial.extra.get("epochs", 1)), weights,
+                    peers(self.config, self.journal.trials(), trial, self.data.measure,
+                          self.pricer))
 
     def _finish_trial(self, trial_id: int, outcome: Outcome) -> Trial:
         """Save a completed trial's network, journal its outcome, tell the strategy."""

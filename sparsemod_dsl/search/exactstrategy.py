@@ -73,12 +73,17 @@ class ExactStrategy(Strategy):
         self.trials: list[Trial] = []
         self.inputs: list[np.ndarray] = []
         self.values: list[list[float]] = []
+        #: Per observation, whether it counts in the observed front (not a stopped trial).
+        self.finished: list[bool] = []
         self.modelled = "error" in self.objectives
         self.exact = [o for o in self.objectives if o != "error"]
 
     def observe(self, trial: Trial) -> None:
+        """Completed trials and stopped ones (`earlystop`) train the error model, the
+        latter at the error they had when stopped; only completed ones make the front."""
         super().observe(trial)
-        if trial.status == "completed":
+        if trial.status in ("completed", "stopped"):
+            self.finished.append(trial.status == "completed")
             point = active(self.program, trial.params)
             self.trials.append(trial)
             self.inputs.append(self.model_inputs([point], [self.pricer.price(point)])[0])
@@ -207,7 +212,9 @@ class ExactStrategy(Strategy):
             len(priced), len(self.exact))
 
     def _observed(self) -> np.ndarray:
-        return np.array(self.values).reshape(-1, len(self.objectives))
+        """The objectives of the completed trials (the front's candidates)."""
+        kept = [row for row, done in zip(self.values, self.finished) if done]
+        return np.array(kept).reshape(-1, len(self.objectives))
 
     def _scores(self, points: Sequence[Point], priced: Sequence[Priced]) -> np.ndarray:
         exact = self._exact(priced)

@@ -15,12 +15,9 @@ as names: other modules load them. The reference is docs/experiment.md.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
-import os
 import re
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -263,16 +260,28 @@ class StoppingSettings:
     max_minutes: float | None = _key(None, lambda v: None if v > 0 else
                                      f"must be a number of minutes above 0, found {v:g}")
 
+#: The rules of `[early_stopping]`; the first (the default) stops nothing.
+EARLY_STOPPING_RULES = ("none", "median", "asha")
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyStoppingSettings:
+    """[early_stopping]: stop trials whose validation error after an epoch is worse than
+    that of comparable finished trials at that epoch (`earlystop`, docs/search.md)."""
+
+    rule: str = _key(EARLY_STOPPING_RULES[0], _one_of(*EARLY_STOPPING_RULES))
+    grace_epochs: int = _key(1, _at_least(1))
+    min_trials: int = _key(3, _at_least(1))
+    eta: int = _key(3, _at_least(2, 100))
+    compare: str = _key("all", _one_of("all", "cheaper"))
+
 
 SECTIONS: dict[str, type] = {
     "data": DataSettings, "stages": StageSettings, "objectives": ObjectiveSettings,
     "target": TargetSettings, "training": TrainingSettings, "scoring": ScoringSettings,
     "final": FinalSettings, "stopping": StoppingSettings, "execution": ExecutionSettings,
+    "early_stopping": EarlyStoppingSettings,
 }
-#: The settings a search may change and still go on in its results directory (dotted
-#: keys, or a whole section): how many trials, and when to stop, not what trials measure.
-EXTENDABLE = ("stages.sobol", "stages.bo_rounds", "stages.bo_batch", "stages.morph_rounds",
-              "stages.morph_candidates", "stopping")
 _TOP_KEYS = (*(f.name for f in fields(_TopLevel)), *SECTIONS)
 #: Every key of the file, dotted.
 KEYS = (*_TOP_KEYS, *(f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in fields(cls)))
@@ -301,6 +310,7 @@ class Experiment:
     final: FinalSettings = FinalSettings()
     stopping: StoppingSettings = StoppingSettings()
     execution: ExecutionSettings = ExecutionSettings()
+    early_stopping: EarlyStoppingSettings = EarlyStoppingSettings()
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -355,6 +365,10 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
             max_minutes=stopping.max_minutes):
         problems.append("stopping.window has no effect without stopping.tolerance (the "
                         "hypervolume gain, in percentage points, that the window must reach)")
+    early, stages = sections["early_stopping"], sections["stages"]
+    if early and stages and early.rule != "none" and early.grace_epochs >= max(stages.epochs):
+        problems.append(f"early_stopping.grace_epochs ({early.grace_epochs}) leaves no epoch to "
+                        f"stop a trial at: stages.epochs are {list(stages.epochs)}")
     if top is None:
         return None
     arch = (base / top.arch).resolve()
@@ -368,7 +382,8 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
         return None
     return Experiment(path, arch, name, results, top.seed, top.device, sections["data"],
                       sections["stages"], objectives, target, sections["training"],
-                      scoring, sections["final"], stopping, sections["execution"])
+                      scoring, sections["final"], stopping, sections["execution"],
+                      sections["early_stopping"])
 
 
 def _results_problem(results: Path) -> str | None:
@@ -408,39 +423,3 @@ def _hint(key: str) -> str:
         near = difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in KEYS], 1, 0.7)
         close = [k for k in KEYS if near and k.rpartition(".")[2] == near[0]]
     return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def canonical_settings(experiment: Experiment) -> dict[str, Any]:
-    """What a search depends on, as JSON values: every section, and the seed.
-
-    Left out: `name`, `results`, `device` and `[execution]` (where and how fast the
-    search runs, not what it finds), `[final]` (the retraining after the search, which
-    may be asked for when the search is over), `[scoring]` and `[stopping]` at their
-    defaults (older
-    results still resume) and `arch` (its source is hashed apart). A target file is
-    named relative to the experiment file, so that moving both keeps the settings.
-    """
-    settings: dict[str, Any] = {"seed": experiment.seed}
-    for section, cls in SECTIONS.items():
-        value = getattr(experiment, section)
-        if section not in ("final", "execution") and (
-                section not in ("scoring", "stopping") or value != cls()):
-            settings[section] = asdict(value)
-    name = experiment.target.name
-    if name is not None and name.endswith(".toml"):
-        relative = os.path.relpath(name, experiment.path.parent)
-        settings["target"]["name"] = Path(relative).as_posix()
-    loaded: dict[str, Any] = json.loads(json.dumps(settings, default=str))  # dates: ISO text
-    return loaded
-
-
-def extendable(key: str) -> bool:
-    """Whether a dotted key of the canonical settings is one a search may change and go
-    on (`EXTENDABLE`): raising a budget or changing a stopping rule extends the search."""
-    return any(key == k or key.startswith(f"{k}.") for k in EXTENDABLE)
-
-
-def experiment_hash(experiment: Experiment) -> str:
-    """The hex sha256 of the canonical settings: equal hashes, same search."""
-    text = json.dumps(canonical_settings(experiment), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -141,6 +141,7 @@ _FIELDS: dict[str, tuple[tuple[str, tuple[type, ...]], bool]] = {
     "experiment_hash": (_TEXT, False), "arch_hash": (_TEXT, False),
     "settings": (("an object", (dict,)), False),
     "network": (_COUNT, False), "seed": (_COUNT, False), "val_error": (_NUMBER, True),
+    "curves": (("an array", (list,)), False), "epochs_run": (_COUNT, False),
     "scores": (("an array", (list,)), False), "test_scores": (("an array", (list,)), False),
     **{name: (_COUNT, True) for name in ("flash_bytes", "ram_bytes", "macs")},
     **{name: (_NUMBER, True) for name in ("error", "latency_ms", "train_seconds", "sparsity",

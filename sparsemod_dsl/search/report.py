@@ -51,10 +51,12 @@ def _pct(value: float | None) -> str:
 
 
 def _tally(trials: Sequence[Trial]) -> str:
-    """"N trials: X trained, Y infeasible, Z failed"."""
-    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "infeasible", "failed")}
+    """"N trials: X trained, Y infeasible, Z failed" (", S stopped early" when some were)."""
+    counts = {s: sum(t.status == s for t in trials)
+              for s in ("completed", "infeasible", "failed", "stopped")}
+    stopped = f", {counts['stopped']} stopped early" if counts["stopped"] else ""
     return (f"{len(trials)} trials: {counts['completed']} trained, {counts['infeasible']} "
-            f"infeasible, {counts['failed']} failed")
+            f"infeasible, {counts['failed']} failed{stopped}")
 
 
 def _precision(info: dict[str, Any]) -> str:
@@ -204,6 +206,10 @@ def show(results: Path, trial_id: int) -> str:
     if trial.parent is not None:
         lines.append(f"child of trial {trial.parent}: " + "; ".join(trial.extra.get("changes", [])))
     lines += [f"  {name} = {value!r}" for name, value in trial.params.items()]
+    units = info.get("measure") or "cross_entropy"
+    lines += [f"validation {error_label(units)} per epoch: "  # with an early-stopping rule
+              + ", ".join(show_error(e, units) for e in curve)
+              for curve in trial.extra.get("curves", [])]
     if trial.status != "completed":
         return "\n".join(lines)
     space = setup_space(info)

@@ -14,6 +14,7 @@ order, dropout and calibration are the same in every run of the same experiment.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -24,6 +25,7 @@ from ..nets.morph import inherit
 from ..nets.point import Point
 from ..space import Space
 from .data import DataBundle
+from .earlystop import Monitor, Peers, stopped_reason
 from .experiment import Experiment
 from .prepare import clip
 from .pricing import Pricer
@@ -38,13 +40,15 @@ Weights = Mapping[str, Any]
 
 @dataclass(frozen=True)
 class Task:
-    """One trial to train: its id, point and epochs, and (for a morphism's child) the
-    weights of the parent network it starts from."""
+    """One trial to train: its id, point and epochs, (for a morphism's child) the
+    weights of the parent network it starts from, and with an early-stopping rule the
+    snapshot of comparable trials that judges it (`earlystop.Peers`)."""
 
     trial: int
     point: Point
     epochs: int
     parent_weights: Weights | None = None
+    peers: Peers | None = None
 
 
 @dataclass
@@ -78,29 +82,40 @@ class Runner:
 
     def evaluate(self, task: Task) -> Outcome:
         """Train and measure a task's point; whatever the user's code raises makes a
-        failed outcome with the reason."""
+        failed outcome with the reason; one stopped early a `stopped` outcome (no weights)."""
         try:  # user code runs here (trainer, dataset, collate): anything may be raised
             scored = self.score(task)
         except (Exception, SystemExit) as error:
             return Outcome("failed", failure(error))
+        if scored.stopped is not None:
+            return Outcome("stopped", scored.stopped, scored.metrics())
         return Outcome("completed", metrics=scored.metrics(),
                        weights={k: v.detach().cpu()
                                 for k, v in scored.first.float_model.state_dict().items()})
 
     def score(self, task: Task) -> Scored:
-        """Train a point once per run of `[scoring]` (`scoring.runs`), and measure it."""
+        """Train a point once per run of `[scoring]` (`scoring.runs`), and measure it;
+        a run stopped early by the task's rule ends the trial."""
         seed = trial_seed(self.config, task.trial)
-        trainings = [self.train(task.point, task.epochs, task.parent_weights, seed + offset, data)
-                     for data, offset in runs(self.data_for(task.point), self.config.scoring,
-                                              self.config.seed)]
+        trainings: list[tuple[TrainResult, float]] = []
+        stopped = None
+        for data, offset in runs(self.data_for(task.point), self.config.scoring,
+                                 self.config.seed):
+            monitor = None if task.peers is None else Monitor(task.peers, len(trainings))
+            trainings.append(self.train(task.point, task.epochs, task.parent_weights,
+                                        seed + offset, data, monitor))
+            if trainings[-1][0].stopped:
+                stopped = stopped_reason(monitor, trainings[-1][0].epochs_run)
+                break
         sparse = trainings[0][0].sparsity if self.pricer.sparse_flash else 0.0
         return Scored(trainings, cost(self.program, task.point, self.pricer.target,
-                                      self.pricer.precision, sparse))
+                                      self.pricer.precision, sparse), stopped)
 
     def train(self, point: Point, epochs: int, parent_weights: Weights | None, seed: int,
-              data: DataBundle) -> tuple[TrainResult, float]:
+              data: DataBundle, monitor: Monitor | None = None) -> tuple[TrainResult, float]:
         """Build and train one point on `data` (from its parent's weights, if any), the
-        network's initial weights drawn from `seed`: its training result and test error."""
+        network's initial weights drawn from `seed`: its training result and test error
+        (NaN, unmeasured, for a training the `monitor` stopped)."""
         training = self.config.training
         torch.manual_seed(seed)
         net = self.space.build(point)
@@ -109,11 +124,13 @@ class Runner:
         config = TrainConfig.from_point(
             point, epochs, training.pruning, training.quantization, self.config.device, seed,
         )
-        config = clip(config, data)
+        config = dataclasses.replace(clip(config, data), monitor=monitor)
         result = self.trainer(net, data, config)
         if not isinstance(result, TrainResult):
             raise TrainingError(f"the trainer returned {type(result).__name__}, not a "
                                 "TrainResult")
+        if result.stopped:
+            return result, float("nan")
         test_error = evaluate(result.model, batches(data.test, data, config, False), data.measure)
         return result, test_error
 

@@ -60,10 +60,13 @@ def folds(data: DataBundle, k: int, seed: int) -> list[DataBundle]:
 
 @dataclass
 class Scored:
-    """The trainings of one point: (result, test error) each, and its measured costs."""
+    """The trainings of one point: (result, test error) each, its measured costs, and
+    why its last training was stopped early (`earlystop`; then its test error is not
+    measured, and no training follows it)."""
 
     trainings: list[tuple[TrainResult, float]]
     measured: Any
+    stopped: str | None = None
 
     @property
     def first(self) -> TrainResult:
@@ -72,10 +75,17 @@ class Scored:
 
     def metrics(self) -> dict[str, Any]:
         """The finished event's measurements: mean errors, every run's error (when more
-        than one), summed training time; sparsity is the first network's."""
+        than one), summed training time; sparsity is the first network's; each run's
+        per-epoch validation errors (`curves`) when an early-stopping rule is on. A
+        stopped point's error is its last training's when stopped, without test errors."""
         errors = [r.val_error for r, _ in self.trainings]
         tests = [t for _, t in self.trainings]
-        several = {"scores": errors, "test_scores": tests} if len(errors) > 1 else {}
+        several: dict[str, Any] = (
+            {"scores": errors, "test_scores": tests} if len(errors) > 1 else {})
+        curves = [list(r.curve) for r, _ in self.trainings]
+        early = {"curves": curves} if any(curves) else {}
+        if self.stopped is not None:
+            several = {"error": errors[-1], "epochs_run": self.trainings[-1][0].epochs_run}
         return {
             "error": fmean(errors),
             "flash_bytes": self.measured.flash_bytes,
@@ -84,6 +94,7 @@ class Scored:
             "latency_ms": self.measured.latency_ms,
             "train_seconds": sum(r.train_seconds for r, _ in self.trainings),
             "sparsity": self.first.sparsity,
-            "test_error": fmean(tests),
+            **({"test_error": fmean(tests)} if self.stopped is None else {}),
             **several,
+            **early,
         }

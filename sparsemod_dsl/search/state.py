@@ -3,7 +3,7 @@
 The journal is the one source of truth: its first event (`SEARCH_EVENT`) says what
 the directory is a search of (experiment and `.arch` hashes, canonical settings), an
 `EXTEND_EVENT` each later change of the settings a search may change and go on
-(`experiment.EXTENDABLE`: stage budgets, stopping rules),
+(`identity.EXTENDABLE`: stage budgets, stopping rules),
 its trial events how far the search got, a `RUN_START_EVENT` begins every run and
 a `RUN_EVENT` ends every run that was not killed, with its time. `load_state`
 rebuilds the state from the journal, refuses to go on with a search of something
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import SparsemodError
-from .experiment import extendable
+from .identity import extendable
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT
 from .results import STATE, ResultsError, write_atomic
 

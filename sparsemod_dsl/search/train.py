@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Protocol, get_args
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping, Protocol, get_args
 
 import torch
 from torch import nn
@@ -64,6 +64,10 @@ class TrainConfig:
         max_len: steps per sequence chunk (the sequence splitter), None for whole sequences.
         device: where to train: `cpu`, `cuda` (or `cuda:N`) or `auto`.
         seed: seeds the batch order, dropout and calibration.
+        monitor: with an early-stopping rule (`earlystop`), called after each epoch
+            with (epoch from 1, validation error); True asks the trainer to stop. The
+            default trainer measures the validation error per epoch only when it is
+            set; a trainer that ignores it never stops early.
     """
 
     epochs: int
@@ -77,6 +81,7 @@ class TrainConfig:
     max_len: int | None = None
     device: str = "cpu"
     seed: int = 0
+    monitor: Callable[[int, float], bool] | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -144,8 +149,13 @@ class TrainResult:
             (0..1) of validation examples `model` gets wrong, for `mse` data their mean
             squared error, or on an anomaly set 1 - the AUC of the reconstruction error.
         sparsity: the fraction of conv/linear weights of `float_model` that are zero.
-        train_seconds: wall-clock seconds of the training epochs (pruning included).
+        train_seconds: wall-clock seconds of the training epochs (pruning included, and
+            the per-epoch validation of a `monitor`).
         epochs_run: the epochs completed.
+        curve: the float network's validation error after each epoch (with a
+            `monitor`; else empty).
+        stopped: whether the monitor stopped the training before its last epoch (then
+            `model` is the float network and `val_error` the curve's last error).
     """
 
     model: nn.Module
@@ -154,6 +164,8 @@ class TrainResult:
     sparsity: float
     train_seconds: float
     epochs_run: int
+    curve: list[float] = field(default_factory=list)
+    stopped: bool = False
 
 
 class Trainer(Protocol):
@@ -164,7 +176,10 @@ class Trainer(Protocol):
     take its batches from `batches` (which cuts sequences into `config.max_len` chunks
     and applies `data.collate`), make `model` with `deployable`, leave `float_model` on
     the CPU, and raise `TrainingError` when training diverges (the trial is recorded as
-    failed). Any plain function with this signature will do, e.g. one that trains
+    failed). With an early-stopping rule, `config.monitor` is set: call it after each
+    epoch with the validation error and, when it returns True, stop and return
+    `stopped=True` with the `curve` (a trainer that ignores it is never stopped early).
+    Any plain function with this signature will do, e.g. one that trains
     twice as long:
 
         def longer(net, data, config):
@@ -270,8 +285,10 @@ class _GradualPruning:
 
 
 def _fit(net: SparsemodNet, batches: DataLoader[Any], config: TrainConfig,
-         device: torch.device, loss_name: str = "cross_entropy") -> None:
-    """Train `net` in place for `config.epochs`, pruning a step further every epoch."""
+         device: torch.device, loss_name: str = "cross_entropy",
+         after_epoch: Callable[[int], bool] | None = None) -> int:
+    """Train `net` in place for `config.epochs`, pruning a step further every epoch, or
+    until `after_epoch(epoch)` says stop; returns the epochs trained."""
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate,
                                  weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, config.learning_step,
@@ -279,6 +296,7 @@ def _fit(net: SparsemodNet, batches: DataLoader[Any], config: TrainConfig,
     pruning = (_GradualPruning(net, config.prune_threshold, config.epochs)
                if config.prune_threshold and config.epochs else None)
     loss_function = nn.MSELoss() if loss_name == "mse" else nn.CrossEntropyLoss()
+    trained = 0
     for epoch in range(1, config.epochs + 1):
         if pruning is not None:
             pruning.start_epoch(epoch)
@@ -293,8 +311,12 @@ def _fit(net: SparsemodNet, batches: DataLoader[Any], config: TrainConfig,
             loss.backward()
             optimizer.step()
         schedule.step()
+        trained = epoch
+        if after_epoch is not None and after_epoch(epoch):
+            break
     if pruning is not None:
         pruning.finish()
+    return trained
 
 
 def batches(dataset: Dataset[Any], data: DataBundle, config: TrainConfig,
@@ -347,6 +369,10 @@ def default_trainer(net: SparsemodNet, data: DataBundle, config: TrainConfig) ->
     Reproducible for a seed, given the same initial network (it seeds torch's global
     generator).
 
+    With `config.monitor`, the float network's validation error is measured after each
+    epoch (torch's random state kept, so a training that goes on is the same as without
+    a monitor) and passed to it; when it says stop, training ends there, unquantised.
+
     Raises:
         TrainingError: the loss became NaN or infinite.
         ConfigError: CUDA was asked for but is not available.
@@ -355,8 +381,35 @@ def default_trainer(net: SparsemodNet, data: DataBundle, config: TrainConfig) ->
     torch.manual_seed(config.seed)
     net.to(device)
     start = time.perf_counter()
-    _fit(net, batches(data.train, data, config, training=True), config, device, data.loss)
+    curve: list[float] = []
+    trained = _fit(net, batches(data.train, data, config, training=True), config, device,
+                   data.loss, _monitoring(net, data, config, curve))
     seconds = time.perf_counter() - start
+    if trained < config.epochs:
+        net.cpu()
+        return TrainResult(net, net, curve[-1], sparsity(net), seconds, trained, curve, True)
     model = deployable(net, data, config)
     val_error = evaluate(model, batches(data.val, data, config, training=False), data.measure)
-    return TrainResult(model, net, val_error, sparsity(net), seconds, config.epochs)
+    return TrainResult(model, net, val_error, sparsity(net), seconds, config.epochs, curve)
+
+
+def _monitoring(net: nn.Module, data: DataBundle, config: TrainConfig,
+                curve: list[float]) -> Callable[[int], bool] | None:
+    """With a monitor, what `_fit` calls after each epoch: the validation error appended
+    to `curve` and passed to the monitor, leaving the training as it was (torch's random
+    state, the weights pruning ranks)."""
+    monitor = config.monitor
+    if monitor is None:
+        return None
+    examples = batches(data.val, data, config, training=False)
+
+    def after_epoch(epoch: int) -> bool:
+        # Pruning ranks the masked weights as the last training step's forward pass left
+        # them, which a validation pass would refresh: they are put back.
+        masked = [(m, m.weight) for m in net.modules() if hasattr(m, "weight_orig")]
+        with torch.random.fork_rng(devices=[]):
+            curve.append(evaluate(net, examples, data.measure))
+        for module, weight in masked:
+            module.weight = weight
+        return monitor(epoch, curve[-1])
+    return after_epoch

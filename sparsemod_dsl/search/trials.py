@@ -21,9 +21,11 @@ from .objective import error_column, error_phrase, in_units
 from .results import write_atomic
 
 #: Statuses of a finished trial; a started trial that never finished is "interrupted".
-FINISHED = ("completed", "infeasible", "failed")
+#: A `stopped` trial was trained part of its epochs and stopped by an early-stopping
+#: rule (`earlystop`): never on the front, its network not kept.
+FINISHED = ("completed", "infeasible", "failed", "stopped")
 #: Trial statuses that cost a training run.
-TRAINED = ("completed", "failed")
+TRAINED = ("completed", "failed", "stopped")
 #: Objective (as in the experiment file) -> the `Trial` field that measures it.
 OBJECTIVE_FIELDS = {"error": "error", "flash": "flash_bytes", "ram": "ram_bytes",
                     "latency": "latency_ms"}
@@ -68,6 +70,8 @@ def failure(error: BaseException) -> str:
 def summary(trial: Trial, loss: str = "cross_entropy") -> str:
     """One line per trial, in units users read (the error per `objective`)."""
     head = f"trial {trial.id:>3} [{trial.stage}]"
+    if trial.status == "stopped":
+        return f"{head} stopped, trained {trial.train_seconds or 0:.1f} s: {trial.reason}"
     if trial.status != "completed":
         return f"{head} {trial.status}: {trial.reason}"
     latency = f", latency {trial.latency_ms:.2f} ms" if trial.latency_ms is not None else ""

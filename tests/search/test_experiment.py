@@ -25,11 +25,9 @@ from sparsemod_dsl.search.experiment import (
     StoppingSettings,
     TargetSettings,
     TrainingSettings,
-    canonical_settings,
-    experiment_hash,
-    extendable,
     load_experiment,
 )
+from sparsemod_dsl.search.identity import canonical_settings, experiment_hash, extendable
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "experiment.md"
 DATA = '[data]\ndataset = "digits"\n'

@@ -14,11 +14,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sparsemod_dsl.search.experiment import (
-    canonical_settings,
-    experiment_hash,
-    load_experiment,
-)
+from sparsemod_dsl.search.experiment import load_experiment
+from sparsemod_dsl.search.identity import canonical_settings, experiment_hash
 from sparsemod_dsl.search.journal import Journal
 from sparsemod_dsl.search.networks import (
     load_network_record,
