@@ -15,7 +15,7 @@ install: $(VENV)/.installed
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet ".[test,deploy]"
+	$(BIN)/python -m pip install --quiet ".[test,deploy,ray]"
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)

@@ -109,7 +109,9 @@ def test_a_reconstruction_search_runs_end_to_end(tmp_path: Path) -> None:
     saved = int(next((results / "networks").glob("*.pt")).stem.split("-")[1])
     exported = export_trial(results, saved, "tflite")
     test_error = next(t for t in completed if t.id == saved).extra["test_error"]
-    assert exported.loss == "mse" and exported.torch_error == pytest.approx(test_error)
+    # the export standardises inside the network (raw input), the search before it: an
+    # int8 activation may round the other way
+    assert exported.loss == "mse" and exported.torch_error == pytest.approx(test_error, rel=1e-3)
     if exported.runtime_error is not None:  # TFLM installed: it reconstructs as torch does
         assert exported.runtime_error == pytest.approx(exported.torch_error, rel=0.05)
         assert "test MSE: torch int8" in _test_line(exported)

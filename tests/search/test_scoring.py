@@ -27,10 +27,10 @@ from sparsemod_dsl.search.data import DataBundle, DataError
 from sparsemod_dsl.search.experiment import (
     ExperimentError,
     FinalSettings,
-    canonical_settings,
     load_experiment,
 )
 from sparsemod_dsl.search.final import FINAL_EVENT, FIRST_FINAL_SEED, final_data
+from sparsemod_dsl.search.identity import canonical_settings
 from sparsemod_dsl.search.journal import Journal
 from sparsemod_dsl.search.report import report
 from sparsemod_dsl.search.scoring import SEED_STRIDE, folds
