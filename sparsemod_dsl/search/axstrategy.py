@@ -9,7 +9,8 @@ Sobol stage. `strategy` says how the strategies differ and picks one by name.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -65,6 +66,22 @@ class Strategy:
         self.last_rejection: str | None = None
         #: Where to say that the strategy had to fall back on something simpler.
         self.report: Callable[[str], None] = lambda _: None
+        #: The points of trials in flight while proposing (`pending`).
+        self.in_flight: list[Point] = []
+
+    @contextmanager
+    def pending(self, points: Sequence[Point]) -> Iterator[None]:
+        """Propose, within the body, knowing that `points` are being trained: none is
+        proposed again, and a model-based strategy conditions on them as a batch's
+        earlier picks (the exact strategy believes their predicted errors)."""
+        keys = {key(active(self.program, p)) for p in points} - self.tried
+        self.tried |= keys
+        self.in_flight = [active(self.program, p) for p in points]
+        try:
+            yield
+        finally:
+            self.tried -= keys
+            self.in_flight = []
 
     def _ax_experiment(self) -> Any:
         from ax.core.experiment import Experiment as AxExperiment

@@ -26,44 +26,35 @@ from __future__ import annotations
 import json
 import random
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from tqdm import tqdm
 
 from ..errors import SparsemodError
 from ..lang.infer import MAX_LEN
-from ..nets.cost import cost
-from ..nets.morph import Mutation, inherit, mutate
+from ..nets.morph import Mutation, mutate
 from ..nets.point import Point
 from ..space import Space, compile_file
 from .axstrategy import Strategy
-from .data import DataBundle, DataError, resolve
+from .data import DataError, resolve
+from .execution import Executor, LocalExecutor, make_executor
 from .experiment import Experiment, canonical_settings, experiment_hash
 from .feasible import LOOSEN
 from .final import final_data, retrain
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT, Journal
 from .lock import locked
 from .networks import load_network_record, prune_networks, save_network
-from .prepare import clip, fit_space, importable, load_prepared
+from .prepare import fit_space, importable, load_prepared
 from .pricing import Pricer, budget_bytes, budgeted_target
-from .resize import Resizer
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
-from .scoring import Scored, runs
+from .runner import Outcome, Runner, Task
+from .scoring import runs
 from .state import State, load_state, save_state, search_event
 from .strategy import make_strategy
-from .train import (
-    TrainConfig,
-    Trainer,
-    TrainingError,
-    TrainResult,
-    batches,
-    default_trainer,
-    evaluate,
-)
-from .trials import Trial, failure, pareto_front, summary, write_csv
+from .timings import Timings
+from .train import Trainer, default_trainer
+from .trials import Trial, pareto_front, summary, write_csv
 from .windows import pinned_steps
 
 #: Trial statuses that cost a training run.
@@ -78,37 +69,7 @@ class SearchError(SparsemodError):
     """The search cannot run (bad data binding, no feasible point found, ...)."""
 
 
-@dataclass
-class Outcome:
-    """What one trial produced: a status, a reason, and measurements (journal units)."""
-
-    status: str
-    reason: str | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-
 Proposal = tuple[Point, "Trial | None", Sequence[str]]
-
-
-@dataclass
-class Timings:
-    """Wall-clock seconds of one run: choosing points (`generation`), training and
-    measuring networks (`training`), and the whole run (`total`)."""
-
-    generation: float = 0.0
-    training: float = 0.0
-    total: float = 0.0
-    #: (stage, points asked for, seconds) of every call for points.
-    batches: list[tuple[str, int, float]] = field(default_factory=list)
-
-    @contextmanager
-    def measure(self, part: str) -> Iterator[None]:
-        """Add the time spent in the `with` body to `part`."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            setattr(self, part, getattr(self, part) + time.perf_counter() - start)
 
 
 class Search:
@@ -140,14 +101,12 @@ class Search:
         for note in notes:
             report(f"note: {note}")
         self.program = self.space.program
-        self.resizer = Resizer(self.data)
         self._check_splitter()
         self._check_loss()
         self._bound("scoring", partial(runs, self.data, experiment.scoring, experiment.seed))
         self._bound("final", partial(final_data, self.data, experiment.final))
         self.arch_source = experiment.arch.read_text(encoding="utf-8")
         self.target = budgeted_target(experiment.target)
-        self.rng = random.Random(experiment.seed)
         self.results = experiment.results
         self.journal = Journal(self.results / JOURNAL)
         #: Rebuilt from the journal when the search runs (`_resume`).
@@ -161,6 +120,9 @@ class Search:
             experiment.seed, fast,
         )
         self.strategy.report = report
+        self.runner = Runner(experiment, self.space, self.data, self.trainer, self.pricer)
+        #: Where trials train; set up (Ray started or joined) when the search runs.
+        self.executor: Executor = LocalExecutor(self.runner)
         self.timings = Timings()
 
     def _bound(self, key: str, load: Callable[[], T]) -> T:
@@ -231,9 +193,9 @@ class Search:
         """Why a point cannot be trained (invalid, or too big for the target), or None."""
         return self.pricer.price(point).reason
 
-    def run_trial(self, stage: str, point: Point, epochs: int, parent: Trial | None = None,
-                  changes: Sequence[str] = (), trial_id: int | None = None) -> Trial:
-        """Check, train and measure one point, journalling before and after."""
+    def _start(self, stage: str, point: Point, epochs: int, parent: Trial | None,
+               changes: Sequence[str], trial_id: int | None) -> int:
+        """Journal a trial's start (a new id unless it is re-run); returns its id."""
         if trial_id is None:  # the journal's next id: never one it has used
             trial_id = self.state.next_trial
             self.state.next_trial += 1
@@ -243,8 +205,24 @@ class Search:
             "epochs": epochs,
         })
         save_state(self.results, self.state)
-        with self.timings.measure("training"):
-            outcome = self._evaluate(point, epochs, parent, trial_id)
+        return trial_id
+
+    def _task(self, trial_id: int) -> Task:
+        """What a worker needs to train a started trial: its parent's weights travel
+        with it (workers share no filesystem with the driver)."""
+        trial = self.journal.trial(trial_id)
+        weights = None if trial.parent is None else load_network_record(
+            self.results, trial.parent).state_dict
+        return Task(trial_id, trial.params, int(trial.extra.get("epochs", 1)), weights)
+
+    def _finish_trial(self, trial_id: int, outcome: Outcome) -> Trial:
+        """Save a completed trial's network, journal its outcome, tell the strategy."""
+        if outcome.status == "completed" and outcome.weights is not None:
+            normalization = self.data.normalization
+            save_network(self.results, trial_id, outcome.weights, self.journal.trial(
+                trial_id).params, self.arch_source, {
+                    "val_error": outcome.metrics["error"],
+                    "normalization": normalization and normalization.as_json()})
         self.journal.append({
             "event": "finished", "trial": trial_id, "status": outcome.status,
             "reason": outcome.reason, **outcome.metrics,
@@ -254,54 +232,23 @@ class Search:
         self.report(summary(trial, self.data.measure))
         return trial
 
-    def _evaluate(self, point: Point, epochs: int, parent: Trial | None, trial_id: int) -> Outcome:
+    def _submit(self, stage: str, proposal: Proposal, epochs: int,
+                trial_id: int | None = None) -> Trial | None:
+        """Start a proposed trial on the executor; an infeasible point is recorded at once
+        (it costs no training) and returned."""
+        point, parent, changes = proposal
+        trial_id = self._start(stage, point, epochs, parent, changes, trial_id)
         reason = self.infeasibility(point)
         if reason is not None:
-            return Outcome("infeasible", reason)
-        try:  # user code runs here (trainer, dataset, collate): anything may be raised
-            scored = self._score(point, epochs, parent, trial_id)
-        except (Exception, SystemExit) as error:
-            return Outcome("failed", failure(error))
-        normalization = self.data.normalization
-        save_network(self.results, trial_id, scored.first.float_model.state_dict(), point,
-                     self.arch_source, {"val_error": scored.first.val_error, "normalization":
-                                        normalization and normalization.as_json()})
-        return Outcome("completed", metrics=scored.metrics())
+            return self._finish_trial(trial_id, Outcome("infeasible", reason))
+        self.executor.submit(self._task(trial_id))
+        return None
 
-    def _score(self, point: Point, epochs: int, parent: Trial | None, trial_id: int) -> Scored:
-        """Train one point once per run of `[scoring]` (`scoring.runs`), and measure it."""
-        seed = self.config.seed + trial_id
-        trainings = [self._train(point, epochs, parent, seed + offset, data) for data, offset
-                     in runs(self._data(point), self.config.scoring, self.config.seed)]
-        sparse = trainings[0][0].sparsity if self.pricer.sparse_flash else 0.0
-        return Scored(trainings, cost(self.program, point, self.target, self._precision(),
-                                      sparse))
-
-    def _train(self, point: Point, epochs: int, parent: Trial | None, seed: int,
-               data: DataBundle) -> tuple[TrainResult, float]:
-        """Build and train one point on `data` (from its parent's weights, if any): its
-        training result and test error."""
-        training = self.config.training
-        net = self.space.build(point)
-        if parent is not None:
-            inherit(net, load_network_record(self.results, parent.id).state_dict)
-        config = TrainConfig.from_point(
-            point, epochs, training.pruning, training.quantization,
-            self.config.device, seed,
-        )
-        config = clip(config, data)
-        result = self.trainer(net, data, config)
-        if not isinstance(result, TrainResult):
-            raise TrainingError(f"the trainer returned {type(result).__name__}, not a "
-                                "TrainResult")
-        test_error = evaluate(result.model, batches(data.test, data, config, False), data.measure)
-        return result, test_error
-
-    def _data(self, point: Point) -> DataBundle:
-        """The data at the point's input size: resized once per searched resolution."""
-        if not self.program.input.searched:
-            return self.data
-        return self.resizer(self.space.trace_input(point))
+    def _collect(self) -> Trial:
+        """Wait for the next trial to finish on the executor, and record it."""
+        with self.timings.measure("training"):
+            task, outcome = self.executor.next()
+        return self._finish_trial(task.trial, outcome)
 
     # --- stages ---------------------------------------------------------------------------
 
@@ -335,20 +282,17 @@ class Search:
         started = time.monotonic()
         self._resume()
         self.journal.append({"event": RUN_START_EVENT})  # a killed run counts up to its last event
-        for trial in self.journal.trials():
-            if trial.status == "interrupted":
-                self.report(f"trial {trial.id} was interrupted: running it again")
-                parent = None if trial.parent is None else self.journal.trial(trial.parent)
-                self.run_trial(trial.stage, trial.params, int(trial.extra.get("epochs", 1)),
-                               parent, trial.extra.get("changes", ()), trial.id)
-            else:
-                self.strategy.observe(trial)
-        stages = self.config.stages
-        epochs = stages.epochs
-        self._stage("sobol", stages.sobol, 1, epochs[0], self._sobol_batch)
-        self._stage("bo", stages.bo_rounds * stages.bo_batch, stages.bo_batch, epochs[1],
-                    self._bo_batch)
-        self._stage("morph", stages.morph_rounds, 1, epochs[2], self._morph_batch)
+        self.executor = make_executor(self.config, self.runner)
+        try:
+            self._rerun_interrupted()
+            stages = self.config.stages
+            epochs = stages.epochs
+            self._stage("sobol", stages.sobol, 1, epochs[0], self._sobol_batch)
+            self._stage("bo", stages.bo_rounds * stages.bo_batch, stages.bo_batch, epochs[1],
+                        self._bo_batch)
+            self._stage("morph", stages.morph_rounds, 1, epochs[2], self._morph_batch)
+        finally:
+            self.executor.close()
         front = self._finish()
         retrain(self, front)
         seconds = time.monotonic() - started
@@ -358,42 +302,82 @@ class Search:
         save_state(self.results, self.state)
         return front
 
+    def _rerun_interrupted(self) -> None:
+        """Train again, under their ids, the trials a killed run left unfinished (all at
+        once on Ray); the strategy sees every finished trial first."""
+        interrupted = []
+        for trial in self.journal.trials():
+            if trial.status == "interrupted":
+                self.report(f"trial {trial.id} was interrupted: running it again")
+                interrupted.append(trial)
+            else:
+                self.strategy.observe(trial)
+        waiting = list(interrupted)
+        while waiting or self.executor.running():
+            while waiting and self.executor.free():
+                trial = waiting.pop(0)
+                parent = None if trial.parent is None else self.journal.trial(trial.parent)
+                self._submit(trial.stage, (trial.params, parent, trial.extra.get("changes", ())),
+                             int(trial.extra.get("epochs", 1)), trial.id)
+            if self.executor.running():
+                self._collect()
+
     def _stage(self, stage: str, total: int, batch: int, epochs: int,
                propose: Callable[[int], list[Proposal]]) -> None:
         """Train `total` networks in a stage (resuming counts), with a progress bar on a
         terminal. Infeasible points cost no training and do not count, but a stage gives
-        up after `PROPOSALS_PER_TRIAL` proposals per network it was to train."""
+        up after `PROPOSALS_PER_TRIAL` proposals per network it was to train.
+
+        With one worker the stage's batches are proposed whole and trained in turn; with
+        several, each free worker gets the next point at once, proposed while the points
+        in flight are pending (`Strategy.pending`)."""
         def counts() -> tuple[int, int]:
             mine = [t for t in self.journal.trials() if t.stage == stage]
             return sum(t.status in TRAINED for t in mine), len(mine)
 
-        empty = 0
+        empty, short = 0, None
         ran: list[Trial] = []
+        queued: list[Proposal] = []  # proposed, not yet started (one worker: a batch)
         done, proposed = counts()
         self.strategy.last_rejection = None
+        executor = self.executor
         with tqdm(total=total, initial=done, desc=f"{stage:>5}", unit="net", leave=False,
                   disable=None if self.progress else True) as bar:
-            while done < total:
-                if proposed >= PROPOSALS_PER_TRIAL * total:
-                    self._short(stage, done, total, f"{proposed - done} of {proposed} infeasible")
-                    break
-                asked, before = min(batch, total - done), self.timings.generation
-                with self.timings.measure("generation"):
-                    proposals = propose(asked)
-                self.timings.batches.append((stage, asked, self.timings.generation - before))
-                if not proposals:
-                    empty += 1
-                    if empty > 3:
+            while done < total or executor.running() or queued:
+                while queued and executor.free():
+                    if (trial := self._submit(stage, queued.pop(0), epochs)) is not None:
+                        ran.append(trial)
+                room = total - done - len(executor.running()) - len(queued)
+                if short is None and not queued and room > 0 and executor.free():
+                    if proposed >= PROPOSALS_PER_TRIAL * total:
+                        short = f"{proposed - done} of {proposed} infeasible"
+                    else:
+                        queued = self._propose(stage, min(batch, room) if executor.batches
+                                               else min(room, executor.free()), propose)
+                        empty += not queued
                         why = self.strategy.last_rejection
-                        self._short(stage, done, total, "no new candidates"
-                                    f"{f' (last rejected: {why})' if why else ''}")
-                        break
-                for point, parent, changes in proposals:
-                    ran.append(self.run_trial(stage, point, epochs, parent, changes))
+                        if empty > 3:
+                            short = f"no new candidates{f' (last rejected: {why})' if why else ''}"
+                        continue
+                if short is not None and not executor.running():
+                    self._short(stage, done, total, short)
+                    break
+                if executor.running():
+                    ran.append(self._collect())
                 done, proposed = counts()
                 bar.n = done
                 bar.refresh()
         self._check_stage(stage, [t for t in ran if t.status in TRAINED])
+
+    def _propose(self, stage: str, asked: int,
+                 propose: Callable[[int], list[Proposal]]) -> list[Proposal]:
+        """`asked` proposals, the points in flight pending, timed as generation."""
+        before = self.timings.generation
+        with self.timings.measure("generation"), self.strategy.pending(
+                [task.point for task in self.executor.running()]):
+            proposals = propose(asked)
+        self.timings.batches.append((stage, asked, self.timings.generation - before))
+        return proposals
 
     def _short(self, stage: str, done: int, total: int, why: str) -> None:
         """Say why a stage trains fewer networks than it asks for; stop the search when
@@ -425,12 +409,14 @@ class Search:
 
     def _morph_batch(self, n: int) -> list[Proposal]:
         """The most promising (by the strategy's score) of `morph_candidates` feasible
-        children of random Pareto-front networks."""
+        children of random Pareto-front networks (drawn from the seed and the next trial
+        id: a resumed search draws as the uninterrupted one)."""
         front = pareto_front(self.journal.trials(), self.objectives)
+        rng = random.Random(f"morph {self.config.seed} {self.state.next_trial}")
         candidates: list[tuple[Mutation, Trial]] = []
         for _ in range(self.config.stages.morph_candidates if front else 0):
-            parent = self.rng.choice(front)
-            mutation = mutate(self.program, parent.params, self.rng)
+            parent = rng.choice(front)
+            mutation = mutate(self.program, parent.params, rng)
             if mutation is not None and self.infeasibility(mutation.point) is None:
                 candidates.append((mutation, parent))
         if not candidates:

@@ -263,7 +263,7 @@ class ExactStrategy(Strategy):
             return []
         exact = self._exact(priced)
         ref = self._reference(exact)
-        front = self._observed()
+        front = self._believe_in_flight()
         encoded = self.model_inputs(points, priced)
         chosen: list[int] = []
         for _ in range(min(n, len(points))):
@@ -276,6 +276,21 @@ class ExactStrategy(Strategy):
             if self.modelled:
                 self.model.believe(encoded[pick:pick + 1], mean[pick:pick + 1])
         return [points[k] for k in chosen]
+
+    def _believe_in_flight(self) -> np.ndarray:
+        """The observed objectives, with the points in flight (`pending`) added at their
+        predicted errors, which the error model is told it observed: the batch's first
+        pick is then chosen as if they were its earlier picks."""
+        front = self._observed()
+        if not self.in_flight:
+            return front
+        priced = [self.pricer.price(p) for p in self.in_flight]
+        exact = self._exact(priced)
+        encoded = self.model_inputs(self.in_flight, priced)
+        mean, _, _ = self._predict(encoded, exact)
+        if self.modelled:
+            self.model.believe(encoded, mean)
+        return np.vstack([front, self._full(mean, exact)])
 
     def scores(self, points: Sequence[Point]) -> list[float]:
         """Expected hypervolume improvement (fraction of the reference box); points

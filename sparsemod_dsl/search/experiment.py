@@ -39,6 +39,7 @@ MAX_BUDGET_KB = 2**30
 
 _REFERENCE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_RAY_ADDRESS = re.compile(r"ray://[A-Za-z0-9_.\-]+:\d{1,5}")
 
 #: Keys of the earlier implementation's config.cfg (and code arguments) -> what replaces
 #: them, for the hint of an unknown key; docs/experiment.md has the same table.
@@ -219,10 +220,37 @@ class FinalSettings:
     epochs: int = _key(0, _at_least(0))
 
 
+def _address(value: str) -> str | None:
+    return None if value == "auto" or _RAY_ADDRESS.fullmatch(value) else (
+        f"must be \"auto\" (the Ray cluster this machine belongs to) or "
+        f"\"ray://HOST:PORT\", found {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionSettings:
+    """[execution]: how many trials train at once, and where (see docs/scaling.md).
+
+    `workers = 1` without `address` trains in the search's own process; otherwise the
+    trials run on Ray: a local Ray the search starts and stops, or the cluster at
+    `address`, each trial reserving `cpus_per_trial` CPUs and `gpus_per_trial` GPUs."""
+
+    workers: int = _key(1, _at_least(1, 4096))
+    address: str | None = _key(None, _address)
+    cpus_per_trial: float = _key(1.0, lambda v: None if 0 < v <= 1024 else
+                                 f"must be above 0 and at most 1024, found {v:g}")
+    gpus_per_trial: float = _key(0.0, lambda v: None if 0 <= v <= 64 else
+                                 f"must be 0 to 64, found {v:g}")
+
+    @property
+    def uses_ray(self) -> bool:
+        """Whether the trials run on Ray rather than in the search's process."""
+        return self.workers > 1 or self.address is not None or self.gpus_per_trial > 0
+
+
 SECTIONS: dict[str, type] = {
     "data": DataSettings, "stages": StageSettings, "objectives": ObjectiveSettings,
     "target": TargetSettings, "training": TrainingSettings, "scoring": ScoringSettings,
-    "final": FinalSettings,
+    "final": FinalSettings, "execution": ExecutionSettings,
 }
 _TOP_KEYS = (*(f.name for f in fields(_TopLevel)), *SECTIONS)
 #: Every key of the file, dotted.
@@ -250,6 +278,7 @@ class Experiment:
     training: TrainingSettings
     scoring: ScoringSettings = ScoringSettings()
     final: FinalSettings = FinalSettings()
+    execution: ExecutionSettings = ExecutionSettings()
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -312,7 +341,7 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
         return None
     return Experiment(path, arch, name, results, top.seed, top.device, sections["data"],
                       sections["stages"], objectives, target, sections["training"],
-                      scoring, sections["final"])
+                      scoring, sections["final"], sections["execution"])
 
 
 def _results_problem(results: Path) -> str | None:
@@ -357,16 +386,16 @@ def _hint(key: str) -> str:
 def canonical_settings(experiment: Experiment) -> dict[str, Any]:
     """What a search depends on, as JSON values: every section, and the seed.
 
-    Left out: `name`, `results` and `device` (where and how fast the search runs, not
-    what it finds), `[final]` (the retraining after the search, which may be asked for
-    when the search is over), `[scoring]` at its defaults (older results still resume)
-    and `arch` (its source is hashed apart). A target file is named relative to the
-    experiment file, so that moving both keeps the settings.
+    Left out: `name`, `results`, `device` and `[execution]` (where and how fast the
+    search runs, not what it finds), `[final]` (the retraining after the search, which
+    may be asked for when the search is over), `[scoring]` at its defaults (older
+    results still resume) and `arch` (its source is hashed apart). A target file is
+    named relative to the experiment file, so that moving both keeps the settings.
     """
     settings: dict[str, Any] = {"seed": experiment.seed}
     for section, cls in SECTIONS.items():
         value = getattr(experiment, section)
-        if section != "final" and (section != "scoring" or value != cls()):
+        if section not in ("final", "execution") and (section != "scoring" or value != cls()):
             settings[section] = asdict(value)
     name = experiment.target.name
     if name is not None and name.endswith(".toml"):

@@ -99,8 +99,8 @@ def _retrain_once(search: Search, trial: Trial, index: int, epochs: int) -> dict
     event: dict[str, Any] = {"event": FINAL_EVENT, "network": trial.id, "seed": index,
                              "epochs": epochs, "on_validation": settings.train_on_validation}
     try:  # user code runs here, as in a trial
-        data = final_data(search._data(trial.params), settings)
-        result, test_error = search._train(trial.params, epochs, None, seed, data)
+        data = final_data(search.runner.data_for(trial.params), settings)
+        result, test_error = search.runner.train(trial.params, epochs, None, seed, data)
     except (Exception, SystemExit) as error:
         return {**event, "test_error": None, "reason": failure(error)}
     return {**event, "test_error": test_error,
