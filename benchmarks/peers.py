@@ -86,7 +86,7 @@ class OptunaStrategy(Strategy):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.study = optuna.create_study(directions=["minimize"] * len(self.objectives),
                                          sampler=sampler(name, seed))
-        self.pending: dict[str, Any] = {}
+        self.asked: dict[str, Any] = {}
         self.known: dict[str, list[float] | None] = {}
         self.pruned = 0
 
@@ -111,7 +111,7 @@ class OptunaStrategy(Strategy):
             trial = self.study.ask()
             point = suggest_point(trial, self.program)
             name = key(point)
-            if name in self.known or name in self.pending:
+            if name in self.known or name in self.asked:
                 values = self.known.get(name)
                 self.study.tell(trial, values, TrialState.COMPLETE if values else
                                 TrialState.FAIL)
@@ -122,7 +122,7 @@ class OptunaStrategy(Strategy):
                 self.pruned += 1
                 self.study.tell(trial, state=TrialState.PRUNED)
                 continue
-            self.pending[name] = trial
+            self.asked[name] = trial
             return point
         return None
 
@@ -135,7 +135,7 @@ class OptunaStrategy(Strategy):
         values = ([float(trial.objective(o)) for o in self.objectives]  # type: ignore[arg-type]
                   if trial.status == "completed" else None)
         self.known[name] = values
-        asked = self.pending.pop(name, None)
+        asked = self.asked.pop(name, None)
         if asked is None:
             return
         if values is not None:
