@@ -5,7 +5,8 @@ and the exact `FEATURES`); the costs of every candidate are computed exactly
 (`pricing.Pricer`), so infeasible points are dropped before anything is scored.
 Each batch scores a pool of candidates (`PoolSize`: random draws, then mutations of
 the best and of the front; the best untried ones kept for the next batch, which adds
-fewer) by expected hypervolume improvement (`hypervolume`) and picks greedily. The module docstring of `strategy` tells the whole method.
+fewer) by expected hypervolume improvement (`hypervolume`) and picks greedily. The
+module docstring of `strategy` tells the whole method.
 """
 
 from __future__ import annotations
