@@ -27,6 +27,7 @@ def _search(args: argparse.Namespace) -> int:
         from ..search.engine import Search  # noqa: PLC0415
         from ..search.final import final_table  # noqa: PLC0415
         from ..search.report import pareto_table  # noqa: PLC0415
+        from ..search.stopping import why_stopped  # noqa: PLC0415
 
         engine = Search(experiment, progress=True)
         engine.run()
@@ -36,10 +37,12 @@ def _search(args: argparse.Namespace) -> int:
     if final := final_table(engine.journal.trials(), engine.journal.records(),
                             engine.data.measure):
         print(f"\n{final}")
+    print(f"\nstopped: {why_stopped(engine.journal.records(), engine.journal.trials())}")
     spent = engine.timings
-    print(f"\ntime: {spent.total:.0f} s, of which {spent.training:.0f} s training and "
-          f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)"
-          + _all_runs(engine.state.seconds, spent.total))
+    if spent.total:  # a run that had nothing left to do took no time worth a line
+        print(f"time: {spent.total:.0f} s, of which {spent.training:.0f} s training and "
+              f"{spent.generation:.1f} s choosing points ({engine.strategy.name} strategy)"
+              + _all_runs(engine.state.seconds, spent.total))
     print(f"results: {experiment.results} (`sparsemodc report {experiment.results}`)")
     return EXIT_OK
 
@@ -79,8 +82,9 @@ SEARCH = Command(
     help="run (or resume) a SpArSe search described by an experiment file",
     description="Run the search of an experiment file (docs/experiment.md): Sobol points, "
     "multi-objective Bayesian optimisation, then morphisms of the Pareto front. Prints one "
-    "line per trial. Re-running the same command on the same results directory resumes "
-    "where the last run stopped, also after a crash.",
+    "line per trial, then why the search stopped. Re-running the same command on the same "
+    "results directory resumes where the last run stopped, also after a crash; raising the "
+    "stage budgets (or changing [stopping]) and re-running extends the search.",
     arguments=_search_arguments,
     run=_search,
 )

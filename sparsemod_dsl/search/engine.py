@@ -31,12 +31,11 @@ from typing import Callable, Sequence, TypeVar
 
 from tqdm import tqdm
 
-from ..errors import SparsemodError
-from ..lang.infer import MAX_LEN
 from ..nets.morph import Mutation, mutate
 from ..nets.point import Point
 from ..space import Space, compile_file
 from .axstrategy import Strategy
+from .checks import SearchError, check_device, check_loss, check_splitter
 from .data import DataError, resolve
 from .execution import Executor, LocalExecutor, make_executor
 from .experiment import Experiment, canonical_settings, experiment_hash
@@ -50,23 +49,20 @@ from .pricing import Pricer, budget_bytes, budgeted_target
 from .results import CSV, JOURNAL, SETUP, sha256_text, write_atomic, writing
 from .runner import Outcome, Runner, Task
 from .scoring import runs
-from .state import State, load_state, save_state, search_event
+from .state import State, extension, load_state, save_state, search_event
+from .stopping import Stop, Stopper, nothing_left
 from .strategy import make_strategy
 from .timings import Timings
 from .train import Trainer, default_trainer
-from .trials import Trial, pareto_front, summary, write_csv
+from .trials import TRAINED, Trial, pareto_front, summary, write_csv
 from .windows import pinned_steps
 
-#: Trial statuses that cost a training run.
-TRAINED = ("completed", "failed")
 #: How many points a stage may propose per network it is to train before giving up.
 PROPOSALS_PER_TRIAL = 10
 
 T = TypeVar("T")
 
 
-class SearchError(SparsemodError):
-    """The search cannot run (bad data binding, no feasible point found, ...)."""
 
 
 Proposal = tuple[Point, "Trial | None", Sequence[str]]
@@ -83,6 +79,7 @@ class Search:
         fast: bool = False,
         progress: bool = False,
     ) -> None:
+        check_device(experiment)  # a GPU asked for and missing: refused before anything
         self.config = experiment
         self.report = report
         self.progress = progress
@@ -101,8 +98,8 @@ class Search:
         for note in notes:
             report(f"note: {note}")
         self.program = self.space.program
-        self._check_splitter()
-        self._check_loss()
+        check_splitter(experiment, self.program, self.data)
+        check_loss(experiment, self.program, self.data)
         self._bound("scoring", partial(runs, self.data, experiment.scoring, experiment.seed))
         self._bound("final", partial(final_data, self.data, experiment.final))
         self.arch_source = experiment.arch.read_text(encoding="utf-8")
@@ -124,6 +121,9 @@ class Search:
         #: Where trials train; set up (Ray started or joined) when the search runs.
         self.executor: Executor = LocalExecutor(self.runner)
         self.timings = Timings()
+        #: The `[stopping]` rules (`stopping`), from `_run`; the stop once found.
+        self.stopper = Stopper(experiment.stopping, self.results)
+        self.stop: Stop | None = None
 
     def _bound(self, key: str, load: Callable[[], T]) -> T:
         """`load()`, its DataError naming the experiment file and key it came from."""
@@ -131,40 +131,6 @@ class Search:
             return load()
         except DataError as error:
             raise DataError(f"{self.config.path}: {key}: {error}") from None
-
-    def _check_splitter(self) -> None:
-        """`data.splitter` cuts sequences into chunks of a `train.max_len` parameter, which
-        the space must declare. (Without the splitter, a declared max_len is pinned to the
-        windows' length: `prepare.fit_space`.)"""
-        if not self.config.data.splitter:
-            return
-        if all(p.name != MAX_LEN for p in self.program.parameters):
-            raise SearchError(
-                f"{self.config.path}: data.splitter is true but {self.config.arch.name} has "
-                f"no `max_len` in its train section (the splitter cuts sequences into chunks "
-                f"of train.max_len steps; declare it, or set data.splitter = false)"
-            )
-        if self.data.kind != "sequence":
-            raise SearchError(f"{self.config.path}: data.splitter needs sequence data")
-
-    def _check_loss(self) -> None:
-        """The network's declared loss is the data's: labels for `classes`, target
-        vectors for `output: vector(N)` with `loss = mse`; on an anomaly set, an output
-        of the input's size (the score is the reconstruction error)."""
-        if self.program.loss != self.data.loss:
-            wants = {"mse": "float target vectors (regression)",
-                     "cross_entropy": "integer class labels"}
-            raise SearchError(
-                f"{self.config.path}: {self.config.arch.name} declares loss "
-                f"{self.program.loss}, which needs {wants[self.program.loss]}, but "
-                f"{self.config.data.dataset} has {wants[self.data.loss]}"
-            )
-        if self.data.anomaly and self.data.input_shape != (self.program.classes,):
-            raise SearchError(
-                f"{self.config.path}: {self.config.data.dataset} is an anomaly set, scored by "
-                f"the reconstruction error, but {self.config.arch.name} outputs "
-                f"{self.program.classes} values for an input of shape "
-                f"{self.data.input_shape}: an autoencoder's output is its input's size")
 
     def _write_setup(self) -> None:
         """What `report` and `show` need to rebuild networks without the experiment file."""
@@ -275,12 +241,21 @@ class Search:
             self.journal.append(search_event(self.state))
             if self.state.seconds:  # the time of a journal written before the first event
                 self.journal.append({"event": RUN_EVENT, "seconds": self.state.seconds})
+        elif (extended := extension(records, self.state.settings)) is not None:
+            self.journal.append(extended)  # raised budgets, other [stopping] rules
+            self.report("extending the search: " + "; ".join(extended["changes"]))
         save_state(self.results, self.state)
         self._write_setup()
 
     def _run(self) -> list[Trial]:
         started = time.monotonic()
         self._resume()
+        # stopping hook 1 of 2 (`stopping`): the rules' clock starts; a finished search ends
+        self.stopper = Stopper(self.config.stopping, self.results, self.state.seconds)
+        if (idle := nothing_left(self)) is not None:
+            self.report(idle)
+            return self._finish()
+        self._stopping()  # a stop already journalled, or a time limit already passed
         self.journal.append({"event": RUN_START_EVENT})  # a killed run counts up to its last event
         self.executor = make_executor(self.config, self.runner)
         try:
@@ -343,12 +318,15 @@ class Search:
         executor = self.executor
         with tqdm(total=total, initial=done, desc=f"{stage:>5}", unit="net", leave=False,
                   disable=None if self.progress else True) as bar:
-            while done < total or executor.running() or queued:
+            while (done < total and self.stop is None) or executor.running() or queued:
+                if self.stop is not None:
+                    queued = []  # proposed, never started: nothing to record
                 while queued and executor.free():
                     if (trial := self._submit(stage, queued.pop(0), epochs)) is not None:
                         ran.append(trial)
                 room = total - done - len(executor.running()) - len(queued)
-                if short is None and not queued and room > 0 and executor.free():
+                if short is None and self.stop is None and not queued and room > 0 \
+                        and executor.free():
                     if proposed >= PROPOSALS_PER_TRIAL * total:
                         short = f"{proposed - done} of {proposed} infeasible"
                     else:
@@ -364,6 +342,7 @@ class Search:
                     break
                 if executor.running():
                     ran.append(self._collect())
+                    self._stopping()  # stopping hook 2 of 2: after each trained trial
                 done, proposed = counts()
                 bar.n = done
                 bar.refresh()
@@ -378,6 +357,16 @@ class Search:
             proposals = propose(asked)
         self.timings.batches.append((stage, asked, self.timings.generation - before))
         return proposals
+
+    def _stopping(self) -> bool:
+        """Whether a `[stopping]` rule ends the search (`Stopper.check`); a new stop is
+        journalled and said once, and kept in `self.stop`, so later stages train nothing."""
+        if self.stop is None:
+            self.stop = self.stopper.check(self.journal)
+            if self.stop is not None and self.stop.new:
+                self.journal.append(self.stop.event)
+                self.report(f"stopping the search: {self.stop.reason}")
+        return self.stop is not None
 
     def _short(self, stage: str, done: int, total: int, why: str) -> None:
         """Say why a stage trains fewer networks than it asks for; stop the search when

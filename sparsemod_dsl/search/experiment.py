@@ -29,6 +29,8 @@ from . import tomlschema
 
 OBJECTIVES = ("error", "flash", "ram", "latency")
 DEVICES = ("cpu", "cuda", "auto")
+#: A GPU by its index, as torch names it.
+_CUDA_INDEX = re.compile(r"cuda:[0-9]+")
 QUANTIZATIONS = ("none", "post", "dynamic", "both")
 DATASETS = ("digits", "sequences", "frames", "frame_anomalies")
 #: How the search chooses points (`strategy.make_strategy`); the first is the default.
@@ -129,7 +131,8 @@ class _TopLevel:
     name: str | None = _key(None, _file_name)
     results: str | None = _key(None)
     seed: int = _key(0, _at_least(0, MAX_SEED))
-    device: str = _key("cpu", _one_of(*DEVICES))
+    device: str = _key("cpu", lambda v: None if v in DEVICES or _CUDA_INDEX.fullmatch(v) else
+                       f"must be one of cpu, cuda, cuda:N (a GPU's index), auto, found {v!r}")
 
 
 #: The axis orders `data.layout` takes (`prepare.LAYOUTS` says what each does).
@@ -247,11 +250,29 @@ class ExecutionSettings:
         return self.workers > 1 or self.address is not None or self.gpus_per_trial > 0
 
 
+@dataclass(frozen=True, slots=True)
+class StoppingSettings:
+    """[stopping]: end the search before its stage budgets are spent (`stopping`): when
+    the hypervolume (percentage points of the report's reference box) gained at most
+    `tolerance` over the last `window` trained trials, or once the search has run
+    `max_minutes` in all; unset: no such rule."""
+
+    tolerance: float | None = _key(None, lambda v: None if 0 <= v <= 100 else
+                                   f"must be in 0..100 (percentage points), found {v:g}")
+    window: int = _key(10, _at_least(1))
+    max_minutes: float | None = _key(None, lambda v: None if v > 0 else
+                                     f"must be a number of minutes above 0, found {v:g}")
+
+
 SECTIONS: dict[str, type] = {
     "data": DataSettings, "stages": StageSettings, "objectives": ObjectiveSettings,
     "target": TargetSettings, "training": TrainingSettings, "scoring": ScoringSettings,
-    "final": FinalSettings, "execution": ExecutionSettings,
+    "final": FinalSettings, "stopping": StoppingSettings, "execution": ExecutionSettings,
 }
+#: The settings a search may change and still go on in its results directory (dotted
+#: keys, or a whole section): how many trials, and when to stop, not what trials measure.
+EXTENDABLE = ("stages.sobol", "stages.bo_rounds", "stages.bo_batch", "stages.morph_rounds",
+              "stages.morph_candidates", "stopping")
 _TOP_KEYS = (*(f.name for f in fields(_TopLevel)), *SECTIONS)
 #: Every key of the file, dotted.
 KEYS = (*_TOP_KEYS, *(f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in fields(cls)))
@@ -278,6 +299,7 @@ class Experiment:
     training: TrainingSettings
     scoring: ScoringSettings = ScoringSettings()
     final: FinalSettings = FinalSettings()
+    stopping: StoppingSettings = StoppingSettings()
     execution: ExecutionSettings = ExecutionSettings()
 
 
@@ -328,6 +350,11 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
     if scoring and scoring.repeats > 1 and scoring.folds:
         problems.append(f"scoring.repeats ({scoring.repeats}) and scoring.folds "
                         f"({scoring.folds}) exclude each other: choose one")
+    stopping = sections["stopping"]
+    if stopping and stopping.tolerance is None and stopping != StoppingSettings(
+            max_minutes=stopping.max_minutes):
+        problems.append("stopping.window has no effect without stopping.tolerance (the "
+                        "hypervolume gain, in percentage points, that the window must reach)")
     if top is None:
         return None
     arch = (base / top.arch).resolve()
@@ -341,7 +368,7 @@ def _resolve(path: Path, top: Any, sections: dict[str, Any],
         return None
     return Experiment(path, arch, name, results, top.seed, top.device, sections["data"],
                       sections["stages"], objectives, target, sections["training"],
-                      scoring, sections["final"], sections["execution"])
+                      scoring, sections["final"], stopping, sections["execution"])
 
 
 def _results_problem(results: Path) -> str | None:
@@ -388,14 +415,16 @@ def canonical_settings(experiment: Experiment) -> dict[str, Any]:
 
     Left out: `name`, `results`, `device` and `[execution]` (where and how fast the
     search runs, not what it finds), `[final]` (the retraining after the search, which
-    may be asked for when the search is over), `[scoring]` at its defaults (older
+    may be asked for when the search is over), `[scoring]` and `[stopping]` at their
+    defaults (older
     results still resume) and `arch` (its source is hashed apart). A target file is
     named relative to the experiment file, so that moving both keeps the settings.
     """
     settings: dict[str, Any] = {"seed": experiment.seed}
     for section, cls in SECTIONS.items():
         value = getattr(experiment, section)
-        if section not in ("final", "execution") and (section != "scoring" or value != cls()):
+        if section not in ("final", "execution") and (
+                section not in ("scoring", "stopping") or value != cls()):
             settings[section] = asdict(value)
     name = experiment.target.name
     if name is not None and name.endswith(".toml"):
@@ -403,6 +432,12 @@ def canonical_settings(experiment: Experiment) -> dict[str, Any]:
         settings["target"]["name"] = Path(relative).as_posix()
     loaded: dict[str, Any] = json.loads(json.dumps(settings, default=str))  # dates: ISO text
     return loaded
+
+
+def extendable(key: str) -> bool:
+    """Whether a dotted key of the canonical settings is one a search may change and go
+    on (`EXTENDABLE`): raising a budget or changing a stopping rule extends the search."""
+    return any(key == k or key.startswith(f"{k}.") for k in EXTENDABLE)
 
 
 def experiment_hash(experiment: Experiment) -> str:

@@ -74,22 +74,27 @@ def retrain(search: Search, front: list[Trial]) -> None:
     """Retrain each network of `front` `[final] seeds` times, skipping the retrainings
     the journal already has (same network, seed index, epochs and data)."""
     settings = search.config.final
+    for trial, index, epochs in missing(search, front):
+        event = _retrain_once(search, trial, index, epochs)
+        search.journal.append(event)
+        shown = ("failed: " + event["reason"] if event["test_error"] is None
+                 else "test " + error_phrase(event["test_error"], search.data.measure))
+        search.report(f"final: trial {trial.id}, seed {index + 1} of {settings.seeds}: "
+                      f"{shown}")
+
+
+def missing(search: Search, front: list[Trial]) -> list[tuple[Trial, int, int]]:
+    """The retrainings of `front` that the journal lacks: (network, seed index, epochs)."""
+    settings = search.config.final
     if not settings.seeds or not front:
-        return
+        return []
     trials = {t.id: t for t in search.journal.trials()}
     done = {(r["network"], r["seed"], r["epochs"], r["on_validation"])
             for r in final_events(search.journal.records())}
-    for trial in front:
-        epochs = settings.epochs or lineage_epochs(trial, trials)
-        for index in range(settings.seeds):
-            if (trial.id, index, epochs, settings.train_on_validation) in done:
-                continue
-            event = _retrain_once(search, trial, index, epochs)
-            search.journal.append(event)
-            shown = ("failed: " + event["reason"] if event["test_error"] is None
-                     else "test " + error_phrase(event["test_error"], search.data.measure))
-            search.report(f"final: trial {trial.id}, seed {index + 1} of {settings.seeds}: "
-                          f"{shown}")
+    return [(trial, index, epochs) for trial in front
+            for epochs in [settings.epochs or lineage_epochs(trial, trials)]
+            for index in range(settings.seeds)
+            if (trial.id, index, epochs, settings.train_on_validation) not in done]
 
 
 def _retrain_once(search: Search, trial: Trial, index: int, epochs: int) -> dict[str, Any]:

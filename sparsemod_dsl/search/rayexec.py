@@ -28,7 +28,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from ..errors import SparsemodError
+from ..errors import UsageError
 from .runner import Outcome, Runner, Task
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ TRIES = 2
 DEATHS = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError)
 
 
-class RayStartError(SparsemodError):
-    """Ray cannot be started or joined, or lacks what `[execution]` asks for."""
+class RayStartError(UsageError):
+    """Ray cannot be started or joined, or lacks what `[execution]` asks for (exit 2)."""
 
 
 @ray.remote(max_restarts=0)
@@ -70,8 +70,8 @@ class RayExecutor:
 
     def __init__(self, experiment: Experiment, runner: Runner) -> None:
         settings = experiment.execution
-        self.started = _connect(experiment)
-        if settings.gpus_per_trial > 0 and experiment.device == "cpu":
+        _connect(experiment)
+        if settings.gpus_per_trial > 0 and not experiment.device.startswith("cuda"):
             runner = _on_gpu(runner)
         self._check_resources(experiment)
         self.blob = ray.put(pickle.dumps(runner))
@@ -139,20 +139,20 @@ class RayExecutor:
             ray.shutdown()
 
 
-def _connect(experiment: Experiment) -> bool:
+def _connect(experiment: Experiment) -> None:
     """Join `execution.address`, or start a local Ray sized for the workers (bound to
-    127.0.0.1); True when this search started it."""
+    127.0.0.1; never a cluster that `ray start` left running here)."""
     settings = experiment.execution
     quiet = {"log_to_driver": False, "logging_level": "ERROR", "include_dashboard": False}
     try:
         if settings.address is not None:
             ray.init(address=settings.address, log_to_driver=False, logging_level="ERROR")
-            return False
+            return
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         gpus = _local_gpus() if settings.gpus_per_trial else 0
-        ray.init(num_cpus=max(1, round(settings.workers * settings.cpus_per_trial + 0.499)),
+        ray.init(address="local",
+                 num_cpus=max(1, round(settings.workers * settings.cpus_per_trial + 0.499)),
                  num_gpus=gpus, **quiet)
-        return True
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = settings.address or "a local Ray"
         raise RayStartError(f"{experiment.path}: execution: cannot start or join {where}: "

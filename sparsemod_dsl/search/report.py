@@ -27,6 +27,7 @@ from .journal import Journal
 from .objective import error_label, error_phrase, show_error
 from .results import JOURNAL, SETUP, write_atomic
 from .state import runs, spent_seconds
+from .stopping import why_stopped
 from .text import table
 from .trials import Trial, pareto_front
 from .windows import setup_space
@@ -160,25 +161,27 @@ def report(results: Path) -> tuple[str, list[Path]]:
     seconds, count = spent_seconds(results, records), runs(records)
     spent = (f"\nsearch time: {seconds / 60:.1f} min"
              + (f" over {count} runs" if count > 1 else "") if seconds else "")
+    stopped = f"stopped: {why_stopped(records, trials)}"
     space = setup_space(info)
     precision = _precision(info)
     loss = measure(info, space.program)
     figs = figures(trials, objectives, loss, records, budgets(info), space.program.classes
                    if space.program.loss == "cross_entropy" else None)
     try:
-        plots = write_page(results, figs, info, trials, spent.strip(), loss)
+        plots = write_page(results, figs, info, trials, spent.strip(), loss, stopped)
         plots += plot(figs, results)
     except OSError as error:  # a read-only results directory, a full disk
         raise UsageError(f"{error.filename or results}: cannot write the plots: "
                          f"{error.strerror or error}") from None
     table = pareto_table(trials, objectives, space.program, precision, loss)
     final = final_table(trials, records, loss)
-    return table + spent + (f"\n\n{final}" if final else ""), plots
+    return table + spent + f"\n{stopped}" + (f"\n\n{final}" if final else ""), plots
 
 
 def write_page(results: Path, figs: Figures, info: dict[str, Any], trials: Sequence[Trial],
-               spent: str, loss: str) -> list[Path]:
-    """Write `report.html` (`htmlreport`) with a summary of the search; returns its path."""
+               spent: str, loss: str, stopped: str = "") -> list[Path]:
+    """Write `report.html` (`htmlreport`) with a summary of the search (`stopped`: why
+    it stopped, `stopping.why_stopped`); returns its path."""
     limits = ", ".join(f"{k} {v:.1f} KB" for k, v in figs.budgets.items())
     summary = [f"{_tally(trials)}; objectives: {', '.join(figs.objectives)}"
                f"; error: {figs.error_label} (the search's score), {figs.test_label} on the "
@@ -186,7 +189,7 @@ def write_page(results: Path, figs: Figures, info: dict[str, Any], trials: Seque
                f"target: {info.get('target') or 'none'}" + (f" (budgets: {limits})" if limits
                                                              else "")
                + (f"; {spent}" if spent else ""),
-               f"space: {info['arch']}"]
+               f"space: {info['arch']}", *([stopped] if stopped else [])]
     path = results / "report.html"
     write_atomic(path, page(figs, f"Search report: {Path(info['arch']).stem}", summary, loss))
     return [path]

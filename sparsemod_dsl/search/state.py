@@ -1,7 +1,9 @@
 """Where a search stands (`state.json`), and whether a results directory may be resumed.
 
 The journal is the one source of truth: its first event (`SEARCH_EVENT`) says what
-the directory is a search of (experiment and `.arch` hashes, canonical settings),
+the directory is a search of (experiment and `.arch` hashes, canonical settings), an
+`EXTEND_EVENT` each later change of the settings a search may change and go on
+(`experiment.EXTENDABLE`: stage budgets, stopping rules),
 its trial events how far the search got, a `RUN_START_EVENT` begins every run and
 a `RUN_EVENT` ends every run that was not killed, with its time. `load_state`
 rebuilds the state from the journal, refuses to go on with a search of something
@@ -21,11 +23,15 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import SparsemodError
+from .experiment import extendable
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT
 from .results import STATE, ResultsError, write_atomic
 
 #: Version of the state format; a state of another version is not resumed.
 FORMAT = 1
+#: The journal event of a re-run whose extendable settings changed (raised budgets, other
+#: stopping rules): what changed (`changes`) and the settings from then on (`settings`).
+EXTEND_EVENT = "extended"
 
 
 class ResumeError(SparsemodError):
@@ -171,20 +177,50 @@ def _saved_search(event: Mapping[str, Any]) -> State:
 
 def _check_same_search(results_dir: Path | str, saved: State, experiment_hash: str,
                        arch_hash: str, settings: Mapping[str, Any] | None) -> None:
+    """Refuse a search of something else: a change of the `.arch` source or of a setting
+    that earlier trials depend on (any but the `extendable` ones), naming it. Saved
+    settings that are unknown (a very old `state.json`) count as changed."""
     changes = []
     if saved.experiment_hash != experiment_hash:
-        old, new = _flatten(saved.settings), _flatten(settings or {})
-        keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
-        changes = [f"{k}: {_show(old.get(k))} -> {_show(new.get(k))}" for k in keys]
-        changes = changes or ["the experiment settings"]
+        changes = [text for key, text in _changes(saved.settings, settings or {}).items()
+                   if not extendable(key)]
+        if not saved.settings:
+            changes = changes or ["the experiment settings"]
     if saved.arch_hash != arch_hash:
         changes.append("the .arch source")
     if changes:
         raise ResumeError(
             f"{results_dir} holds a search that this experiment cannot resume; changed since "
             f"it started: {'; '.join(changes)}. Use a new results directory (the `results` "
-            "key of the experiment file), or restore the old settings to resume"
+            "key of the experiment file), or restore the old settings to resume (the stage "
+            "budgets and [stopping] may change: that extends the search)"
         )
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, str]:
+    """Each dotted key whose setting differs -> `key: old -> new`."""
+    before, after = _flatten(old), _flatten(new)
+    keys = [k for k in dict.fromkeys([*before, *after]) if before.get(k) != after.get(k)]
+    return {k: f"{k}: {_show(before.get(k))} -> {_show(after.get(k))}" for k in keys}
+
+
+def current_settings(records: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """Where the search's current settings begin (the index of its latest `SEARCH_EVENT`
+    or `EXTEND_EVENT` in `records`; -1 for none) and what they are."""
+    for index in range(len(records) - 1, -1, -1):
+        if records[index]["event"] in (SEARCH_EVENT, EXTEND_EVENT):
+            return index, dict(records[index]["settings"])
+    return -1, {}
+
+
+def extension(records: Sequence[Mapping[str, Any]],
+              settings: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `EXTEND_EVENT` to journal when `settings` differ from the search's current ones
+    (only extendable keys can: `load_state` refuses the others), or None."""
+    index, current = current_settings(records)
+    changes = list(_changes(current, settings).values()) if index >= 0 else []
+    return {"event": EXTEND_EVENT, "changes": changes, "settings": dict(settings)} \
+        if changes else None
 
 
 def _flatten(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -22,6 +22,8 @@ from .results import write_atomic
 
 #: Statuses of a finished trial; a started trial that never finished is "interrupted".
 FINISHED = ("completed", "infeasible", "failed")
+#: Trial statuses that cost a training run.
+TRAINED = ("completed", "failed")
 #: Objective (as in the experiment file) -> the `Trial` field that measures it.
 OBJECTIVE_FIELDS = {"error": "error", "flash": "flash_bytes", "ram": "ram_bytes",
                     "latency": "latency_ms"}

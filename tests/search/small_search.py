@@ -81,6 +81,40 @@ def every_third(net, data, config):
     return default_trainer(net, data, config)
 
 
+def _hang(name):
+    """Write this process's id to `pids/NAME` beside this module, then wait to be killed."""
+    import os
+    import time
+    from pathlib import Path
+
+    pids = Path(__file__).parent / "pids"
+    pids.mkdir(exist_ok=True)
+    (pids / f"{name}.tmp").write_text(str(os.getpid()))
+    (pids / f"{name}.tmp").rename(pids / name)
+    time.sleep(600)
+
+
+def killed(net, data, config):
+    """Trial 1 hangs in every process that runs it, trial 2 in the first one only; a
+    test kills the processes whose ids appear in `pids/`."""
+    from pathlib import Path
+
+    tries = Path(__file__).parent / "pids"
+    if config.seed == 1:
+        _hang(f"trial-1-{len(list(tries.glob('trial-1-*'))) if tries.exists() else 0}")
+    if config.seed == 2 and not (tries / "trial-2").exists():
+        _hang("trial-2")
+    return default_trainer(net, data, config)
+
+
+def slow(net, data, config):
+    """The default trainer, two seconds slower: trials in flight long enough to kill."""
+    import time
+
+    time.sleep(2)
+    return default_trainer(net, data, config)
+
+
 def returns_none(net, data, config):
     return None
 
@@ -98,10 +132,12 @@ STAGES = "[stages]\nsobol = 3\nbo_rounds = 2\nbo_batch = 2\nmorph_rounds = 2\n" 
 
 
 def write_search(folder: Path, dataset: str = "images", trainer: str | None = None,
-                 stages: str = STAGES, strategy: str = "sobol", options: str = "") -> Path:
+                 stages: str = STAGES, strategy: str = "sobol", options: str = "",
+                 execution: str = "") -> Path:
     """Write the space, `smalldata.py` and `experiment.toml` into `folder`; returns the
     experiment file. `dataset` and `trainer` are functions of `smalldata`, `options` the
-    inline table of the dataset's options. Results go to `folder/results`; the seed is 0."""
+    inline table of the dataset's options, `execution` the keys of an `[execution]`
+    section. Results go to `folder/results`; the seed is 0."""
     (folder / "small.arch").write_text(ARCH)
     (folder / "smalldata.py").write_text(MODULE)
     training = "[training]\npruning = false\nquantization = \"none\"\n"
@@ -112,7 +148,8 @@ def write_search(folder: Path, dataset: str = "images", trainer: str | None = No
                     f'[data]\ndataset = "smalldata:{dataset}"\n'
                     f'{f"options = {{ {options} }}" if options else ""}\n\n'
                     f'{stages.replace("[stages]", f"[stages]{chr(10)}strategy = {strategy!r}")}'
-                    f"\n{training}")
+                    f"\n{training}"
+                    f"{f'{chr(10)}[execution]{chr(10)}{execution}{chr(10)}' if execution else ''}")
     return path
 
 

@@ -22,10 +22,12 @@ from sparsemod_dsl.search.experiment import (
     ExperimentError,
     ObjectiveSettings,
     StageSettings,
+    StoppingSettings,
     TargetSettings,
     TrainingSettings,
     canonical_settings,
     experiment_hash,
+    extendable,
     load_experiment,
 )
 
@@ -115,6 +117,7 @@ def test_minimal_file_takes_the_defaults(tmp_path: Path) -> None:
     assert experiment.objectives == ObjectiveSettings(("error", "flash", "ram"))
     assert experiment.target == TargetSettings(None, None, None)
     assert experiment.training == TrainingSettings(True, "post", None)
+    assert experiment.stopping == StoppingSettings(None, 10, None)  # no rule: budgets only
 
 
 def test_paths_are_relative_to_the_experiment_file(
@@ -156,7 +159,10 @@ ERRORS = [
      "data.options must be a table, found an integer (3)"),
     ("seed = 2020-01-01\n", "seed must be an integer, found a date or time"),
     # bad values
-    ("device = 'gpu'\n", "device must be one of cpu, cuda, auto, found 'gpu'"),
+    ("device = 'gpu'\n", "device must be one of cpu, cuda, cuda:N (a GPU's index), auto, "
+     "found 'gpu'"),
+    ("device = 'cuda:x'\n", "device must be one of cpu, cuda, cuda:N"),
+    ("device = 'cuda:1'\n", None),
     ("[training]\nquantization = 'int8'\n",
      "training.quantization must be one of none, post, dynamic, both, found 'int8'"),
     ("seed = -1\n", "seed must be in 0..4294967295, found -1"),
@@ -190,6 +196,16 @@ ERRORS = [
     ("[objectives]\nminimize = ['ram', 'ram']\n", "names an objective twice: ['ram', 'ram']"),
     ("[objectives]\nminimize = ['error', 'latency']\n",
      "objectives.minimize has 'latency' but [target] has no name"),
+    # stopping rules
+    ("[stopping]\ntolerance = -1\n", "stopping.tolerance must be in 0..100 (percentage "
+     "points), found -1"),
+    ("[stopping]\ntolerance = '1'\n", "stopping.tolerance must be a number, found a string"),
+    ("[stopping]\nmax_minutes = 0\n", "stopping.max_minutes must be a number of minutes "
+     "above 0, found 0"),
+    ("[stopping]\ntolerance = 0.5\nwindow = 0\n", "stopping.window must be at least 1, found 0"),
+    ("[stopping]\nwindow = 5\n", "stopping.window has no effect without stopping.tolerance"),
+    ("[stopping]\ntolerance = 0.5\nwindow = 5\nmax_minutes = 90\n", None),
+    ("[stopping]\npatience = 5\n", "unknown key 'stopping.patience'"),
     # files
     ("[target]\nname = 'other.toml'\n", "target.name: target file not found: "),
     ("results = 'space.arch'\n", "results: not a directory: "),
@@ -269,6 +285,29 @@ def test_hash_changes_with_any_setting(tmp_path: Path) -> None:
         assert old in FULL
         changed = load_experiment(write(tmp_path / new.replace(" ", ""), FULL.replace(old, new)))
         assert experiment_hash(changed) != base, old
+
+
+def test_stopping_rules_load_and_at_their_defaults_keep_older_hashes(tmp_path: Path) -> None:
+    rules = load_experiment(write(tmp_path / "a", MINIMAL + "[stopping]\ntolerance = 0.25\n"
+                                  "window = 6\nmax_minutes = 1.5\n"))
+    assert rules.stopping == StoppingSettings(0.25, 6, 1.5)
+    assert canonical_settings(rules)["stopping"] == {"tolerance": 0.25, "window": 6,
+                                                     "max_minutes": 1.5}
+    bare = load_experiment(write(tmp_path / "b", MINIMAL))
+    empty = load_experiment(write(tmp_path / "c", MINIMAL + "[stopping]\n"))
+    assert "stopping" not in canonical_settings(bare)  # the settings of results before it
+    assert experiment_hash(empty) == experiment_hash(bare) != experiment_hash(rules)
+
+
+@pytest.mark.parametrize(("key", "wanted"), [
+    ("stages.sobol", True), ("stages.bo_rounds", True), ("stages.bo_batch", True),
+    ("stages.morph_rounds", True), ("stages.morph_candidates", True),
+    ("stopping.tolerance", True), ("stopping.max_minutes", True), ("stages.epochs", False),
+    ("stages.strategy", False), ("seed", False), ("data.dataset", False),
+    ("objectives.minimize", False), ("training.pruning", False), ("scoring.repeats", False),
+    ("target.name", False), ("stages.sobolx", False), ("stoppingx", False)])
+def test_only_budgets_and_stopping_rules_are_extendable(key: str, wanted: bool) -> None:
+    assert extendable(key) is wanted
 
 
 _COUNTS = {"sobol": st.integers(1, 500), "bo_rounds": st.integers(0, 50),

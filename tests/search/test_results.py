@@ -30,6 +30,8 @@ from sparsemod_dsl.search.results import ResultsError, sha256_text, write_atomic
 from sparsemod_dsl.search.state import (
     ResumeError,
     State,
+    current_settings,
+    extension,
     load_state,
     read_state,
     save_state,
@@ -358,16 +360,43 @@ def test_resume_says_what_changed(tmp_path: Path) -> None:
     path.write_text('arch = "space.arch"\n[data]\ndataset = "digits"\n[stages]\nsobol = 12\n')
     first = load_experiment(path)
     save_state(first.results, State(experiment_hash(first), "a1", canonical_settings(first)))
-    path.write_text(path.read_text().replace("sobol = 12", "sobol = 20\n[target]\nname = 'x'"))
+    path.write_text(path.read_text().replace("sobol = 12", "sobol = 20\nepochs = [1, 5, 3]\n"
+                                                           "[target]\nname = 'x'"))
     second = load_experiment(path)
     with pytest.raises(ResumeError) as raised:
         load_state(second.results, experiment_hash(second), "a2", canonical_settings(second))
-    message = str(raised.value)
-    assert 'stages.sobol: 12 -> 20; target.name: unset -> "x"; the .arch source' in message
-    assert "new results directory" in message
+    message = str(raised.value)  # a raised budget is no change that stops a resume
+    assert ('stages.epochs: [5, 5, 3] -> [1, 5, 3]; target.name: unset -> "x"; the .arch '
+            'source. Use a new results directory') in message
+    assert "the stage budgets and [stopping] may change" in message
     with pytest.raises(ResumeError, match="changed since it started: the .arch source"):
         load_state(first.results, experiment_hash(first), "a2", canonical_settings(first))
     assert load_state(first.results, experiment_hash(first), "a1").arch_hash == "a1"
+
+
+def test_raised_budgets_and_new_stopping_rules_resume_and_are_journalled(
+        tmp_path: Path) -> None:
+    """A directory of any age resumes when only extendable settings changed: its first
+    event holds the settings (and the hash of them all, as before extending existed)."""
+    (tmp_path / "space.arch").touch()
+    path = tmp_path / "exp.toml"
+    path.write_text('arch = "space.arch"\n[data]\ndataset = "digits"\n[stages]\nsobol = 12\n')
+    first = load_experiment(path)
+    old = search_event(State(experiment_hash(first), "a1", canonical_settings(first)))
+    records = [{**old, "time": "2026-11-29T12:00:00+00:00"}]
+    assert extension(records, canonical_settings(first)) is None  # unchanged: nothing to add
+    path.write_text(path.read_text().replace("sobol = 12", "sobol = 20\nbo_batch = 2\n"
+                                             "[stopping]\nmax_minutes = 5"))
+    second = load_experiment(path)
+    state = load_state(second.results, experiment_hash(second), "a1", canonical_settings(second),
+                       records)
+    assert state.settings == canonical_settings(second)
+    event = extension(records, state.settings)
+    assert event is not None and event["changes"] == [
+        "stages.sobol: 12 -> 20", "stages.bo_batch: 4 -> 2", "stopping.window: unset -> 10",
+        "stopping.max_minutes: unset -> 5.0"]
+    assert current_settings([*records, event]) == (1, canonical_settings(second))
+    assert extension([*records, event], canonical_settings(second)) is None
 
 
 # --- Pareto front ---------------------------------------------------------------------------
