@@ -13,30 +13,47 @@ import platform
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
+from sparsemod_dsl.search.axstrategy import Strategy
 from sparsemod_dsl.search.engine import Search
 from sparsemod_dsl.search.experiment import Experiment, load_experiment
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits" / "experiment.toml"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE = EXAMPLES / "digits" / "experiment.toml"
 
 
 def digits(strategy: str, seed: int = 0, **stages: Any) -> Experiment:
     """The digits example with `strategy`, `seed` and `stages` (e.g. sobol=8) changed,
     its results in a fresh temporary directory."""
-    base = load_experiment(EXAMPLE)
+    return example(EXAMPLE, strategy, seed, **stages)
+
+
+def example(path: Path, strategy: str, seed: int = 0, sections: dict[str, Any] | None = None,
+            **stages: Any) -> Experiment:
+    """The example experiment at `path` with `strategy`, `seed`, `stages` and the
+    fields of other `sections` (e.g. {"target": {"ram_kb": 3}}) changed, its results
+    in a fresh temporary directory."""
+    base = load_experiment(path)
     results = Path(tempfile.mkdtemp(prefix=f"sparsemod-{strategy}-{seed}-"))
+    changed = {name: dataclasses.replace(getattr(base, name), **fields)
+               for name, fields in (sections or {}).items()}
     return dataclasses.replace(
-        base, seed=seed, results=results,
+        base, seed=seed, results=results, **changed,
         stages=dataclasses.replace(base.stages, strategy=strategy, **stages),
     )
 
 
-def run(experiment: Experiment) -> Search:
-    """Run a search quietly; returns the engine (journal, timings, strategy)."""
+def run(experiment: Experiment, strategy: Callable[..., Strategy] | None = None) -> Search:
+    """Run a search quietly; returns the engine (journal, timings, strategy). `strategy`,
+    if given, makes the strategy that replaces the experiment's (from the engine's
+    program, objectives, pricer and seed): how a benchmark runs an outside optimiser."""
     engine = Search(experiment, report=lambda _: None)
+    if strategy is not None:
+        engine.strategy = strategy(engine.program, engine.objectives, engine.pricer,
+                                   experiment.seed)
     engine.run()
     return engine
 

@@ -4,8 +4,9 @@ Only the error is modelled (`surrogate.ErrorModel`, over `encode.Encoder`'s enco
 and the exact `FEATURES`); the costs of every candidate are computed exactly
 (`pricing.Pricer`), so infeasible points are dropped before anything is scored.
 Each batch scores a pool of candidates (`PoolSize`: random draws, then mutations of
-the best and of the front) by expected hypervolume improvement (`hypervolume`) and
-picks greedily. The module docstring of `strategy` tells the whole method.
+the best and of the front; the best untried ones kept for the next batch, which adds
+fewer) by expected hypervolume improvement (`hypervolume`) and picks greedily. The
+module docstring of `strategy` tells the whole method.
 """
 
 from __future__ import annotations
@@ -40,15 +41,26 @@ FEATURE_SAMPLE = 256
 class PoolSize:
     """How many candidates the `exact` strategy scores for one batch: `random` points
     drawn from the space, then `rounds` of `children` mutations of each of the
-    `parents` best-scoring candidates and front networks."""
+    `parents` best-scoring candidates and front networks.
+
+    With `kept` > 0, the `kept` best-scoring untried candidates of a batch stay for
+    the next, whose fresh candidates are only those of `later` per point asked for
+    (`later.parents` best candidates and as many front networks as parents): pricing
+    candidates is most of a proposal's time, and a candidate priced once need not be
+    drawn and priced again."""
 
     random: int = 512
     rounds: int = 2
     parents: int = 8
     children: int = 16
+    kept: int = 0
+    later: "PoolSize | None" = None
 
 
-FAST_POOL = PoolSize(random=64, rounds=1, parents=4, children=4)
+FAST_POOL = PoolSize(random=64, rounds=1, parents=4, children=4, kept=32,
+                     later=PoolSize(random=8, rounds=1, parents=1, children=4))
+#: The default: a full pool for the first batch, then the kept candidates refreshed.
+DEFAULT_POOL = PoolSize(kept=256, later=PoolSize(random=16, rounds=1, parents=2, children=4))
 
 
 def chance_error(program: ir.Program) -> float:
@@ -64,7 +76,7 @@ class ExactStrategy(Strategy):
     name = "exact"
 
     def __init__(self, program: ir.Program, objectives: Sequence[str], pricer: Pricer,
-                 seed: int, pool: PoolSize = PoolSize()) -> None:
+                 seed: int, pool: PoolSize = DEFAULT_POOL) -> None:
         super().__init__(program, objectives, pricer, seed)
         self.pool_size = pool
         self.encoder = Encoder(program)
@@ -77,6 +89,8 @@ class ExactStrategy(Strategy):
         self.finished: list[bool] = []
         self.modelled = "error" in self.objectives
         self.exact = [o for o in self.objectives if o != "error"]
+        #: The untried candidates kept from the last batch (`PoolSize.kept`), priced.
+        self.kept: dict[str, tuple[Point, Priced]] = {}
 
     def observe(self, trial: Trial) -> None:
         """Completed trials and stopped ones (`earlystop`) train the error model, the
@@ -123,8 +137,9 @@ class ExactStrategy(Strategy):
         rng = random.Random(self.seed * 1_000_003 + len(self.ax.trials) + 7919 * self.calls)
         taken: dict[str, Point] = {}
         priced: dict[str, Priced] = {}
+        size = self._size(n, taken, priced)
         try:
-            drawn = sample(self.program, self.pool_size.random, rng.randrange(2**31))
+            drawn = sample(self.program, size.random, rng.randrange(2**31))
         except PointError as error:  # constraints too tight for random draws
             self.last_rejection = str(error)
             drawn = []
@@ -137,16 +152,44 @@ class ExactStrategy(Strategy):
                 found = []
             self._feasible(found, taken, priced)
         self._fit()
-        for _ in range(self.pool_size.rounds):
+        ranked: list[Point] = []
+        for _ in range(size.rounds):
             if not taken:
                 break
             scores = self._scores(list(taken.values()), [priced[k] for k in taken])
             ranked = [list(taken.values())[k] for k in np.argsort(-scores)]
-            parents = ranked[: self.pool_size.parents] + self._front()
+            front = self._front()
+            if size is not self.pool_size:  # a later batch: as many front parents as best
+                front = rng.sample(front, min(len(front), size.parents))
+            parents = ranked[: size.parents] + front
             children = [mutate(self.program, p, rng) for p in parents
-                        for _ in range(self.pool_size.children)]
+                        for _ in range(size.children)]
             self._feasible([c.point for c in children if c is not None], taken, priced)
-        return self._batch(list(taken.values()), [priced[k] for k in taken], n)
+        batch = self._batch(list(taken.values()), [priced[k] for k in taken], n)
+        self._keep(ranked, taken, priced, {key(p) for p in batch})
+        return batch
+
+    def _size(self, n: int, taken: dict[str, Point], priced: dict[str, Priced]) -> PoolSize:
+        """This batch's pool size; the kept untried candidates go into `taken` first."""
+        later = self.pool_size.later
+        for name, (point, price) in self.kept.items():
+            if name not in self.tried:
+                taken[name], priced[name] = point, price
+        if not taken or later is None:
+            return self.pool_size
+        return PoolSize(later.random * n, later.rounds, later.parents * n, later.children)
+
+    def _keep(self, ranked: Sequence[Point], taken: dict[str, Point],
+              priced: dict[str, Priced], chosen: set[str]) -> None:
+        """Keep for the next batch the best `PoolSize.kept` of the last ranking and the
+        candidates found after it, except the batch's own."""
+        if not self.pool_size.kept:
+            return
+        seen = {key(p) for p in ranked}
+        best = [key(p) for p in ranked[: self.pool_size.kept]]
+        unranked = [name for name in taken if name not in seen]
+        self.kept = {name: (taken[name], priced[name]) for name in [*best, *unranked]
+                     if name not in chosen}
 
     def _feature_scale(self) -> tuple[np.ndarray, np.ndarray]:
         """Low end and width of the log features over random valid points of the space

@@ -46,7 +46,7 @@ from .axstrategy import (
     SobolStrategy,
     Strategy,
 )
-from .exactstrategy import FAST_POOL, ExactStrategy, PoolSize
+from .exactstrategy import DEFAULT_POOL, FAST_POOL, ExactStrategy
 from .experiment import STRATEGIES
 from .pricing import Pricer
 
@@ -56,7 +56,7 @@ def make_strategy(name: str, program: ir.Program, objectives: Sequence[str], pri
     """The strategy called `name` (one of `STRATEGIES`); `fast` shrinks its effort."""
     if name == "exact":
         return ExactStrategy(program, objectives, pricer, seed,
-                             FAST_POOL if fast else PoolSize())
+                             FAST_POOL if fast else DEFAULT_POOL)
     if name == "sobol":
         return SobolStrategy(program, objectives, pricer, seed)
     if name == "gp":

@@ -122,7 +122,34 @@ def test_proposals_are_reproducible() -> None:
         strategy = exact(seed=4)
         observe(strategy, strategy.initial(6))
         runs.append(strategy.propose(2))
-    assert runs[0] == runs[1]
+        observe(strategy, runs[-1], first=6)
+        runs.append(strategy.propose(2))  # from the kept candidates too
+    assert runs[:2] == runs[2:]
+
+
+def test_a_later_batch_scores_the_kept_candidates_and_prices_fewer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates stay from one batch to the next (`PoolSize.kept`): never a tried or
+    just-proposed one, and the later batch draws and prices far fewer new ones."""
+    strategy = exact()
+    observe(strategy, strategy.initial(6))
+    calls = []
+    price = Pricer.price
+    monkeypatch.setattr(Pricer, "price", lambda self, p: calls.append(1) or price(self, p))
+    seen = list(strategy.fitting)
+    for batch in range(3):
+        before = len(calls)
+        points = strategy.propose(2)
+        priced = len(calls) - before
+        assert len(points) == 2 and all(strategy.pricer.price(p).reason is None for p in points)
+        assert not {key(p) for p in points} & {key(p) for p in seen}
+        assert strategy.kept and not strategy.kept.keys() & {key(p) for p in points + seen}
+        if batch == 0:
+            first = priced
+        else:
+            assert priced < first / 2
+        observe(strategy, points, first=6 + 2 * batch)
+        seen += points
 
 
 def test_without_an_error_objective_nothing_is_modelled() -> None:
