@@ -20,7 +20,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 from ..errors import UsageError
 
@@ -58,6 +58,17 @@ class Throughput:
     macs_per_cycle: Mapping[str, float]
     elementwise_per_cycle: float
     overhead_cycles: float
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled with a plain dict (a read-only mapping cannot be pickled), so that a
+        target travels to the search's Ray workers."""
+        return _throughput, (self.engine, dict(self.macs_per_cycle),
+                             self.elementwise_per_cycle, self.overhead_cycles)
+
+
+def _throughput(engine: str, macs: dict[str, float], elementwise: float,
+                overhead: float) -> Throughput:
+    return Throughput(engine, MappingProxyType(macs), elementwise, overhead)
 
 
 @dataclass(frozen=True)

@@ -186,3 +186,11 @@ def test_every_builtin_target_names_its_engine() -> None:
     for target in builtin_targets():
         assert target.throughput is not None and target.throughput.engine in ENGINES
         assert ("CMSIS-NN" in target.description) == (target.throughput.engine == "cmsis-nn")
+
+
+def test_every_target_pickles_as_it_is() -> None:
+    """Targets travel to the search's Ray workers (`search.rayexec`)."""
+    import pickle
+
+    for target in builtin_targets():
+        assert pickle.loads(pickle.dumps(target)) == target
