@@ -13,10 +13,16 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import UsageError
 from .runner import Outcome, Runner, Task
 
 if TYPE_CHECKING:
     from .experiment import Experiment
+
+
+class ExecutionError(UsageError):
+    """Trials cannot run where `[execution]` asks: Ray missing, not reachable, or
+    without the CPUs or GPUs one trial reserves (exit 2)."""
 
 
 class Executor(Protocol):
@@ -80,6 +86,11 @@ def make_executor(experiment: Experiment, runner: Runner) -> Executor:
     copy of `runner` (its data put in Ray's object store once)."""
     if not experiment.execution.uses_ray:
         return LocalExecutor(runner)
-    from .rayexec import RayExecutor  # noqa: PLC0415 (Ray only when asked for)
-
+    try:
+        from .rayexec import RayExecutor  # noqa: PLC0415 (Ray only when asked for)
+    except ImportError as error:
+        raise ExecutionError(
+            f"{experiment.path}: [execution] asks for Ray workers, but Ray cannot be imported "
+            f"({error}): install it with `pip install 'sparsemod-dsl[ray]'`, or set "
+            "execution.workers = 1 without address and gpus_per_trial") from None
     return RayExecutor(experiment, runner)

@@ -28,7 +28,7 @@ from ray.exceptions import (
     WorkerCrashedError,
 )
 
-from ..errors import UsageError
+from .execution import ExecutionError
 from .runner import Outcome, Runner, Task
 
 if TYPE_CHECKING:
@@ -38,10 +38,6 @@ if TYPE_CHECKING:
 TRIES = 2
 #: What a worker's death looks like to the driver.
 DEATHS = (RayActorError, WorkerCrashedError, NodeDiedError, ObjectLostError)
-
-
-class RayStartError(UsageError):
-    """Ray cannot be started or joined, or lacks what `[execution]` asks for (exit 2)."""
 
 
 @ray.remote(max_restarts=0)
@@ -92,7 +88,7 @@ class RayExecutor:
         for name, asked in (("CPU", settings.cpus_per_trial), ("GPU", settings.gpus_per_trial)):
             if asked > have.get(name, 0.0):
                 self.close()
-                raise RayStartError(
+                raise ExecutionError(
                     f"{experiment.path}: execution.{name.lower()}s_per_trial = {asked:g}, but "
                     f"the Ray cluster has {have.get(name, 0.0):g} {name}s in all")
 
@@ -155,7 +151,7 @@ def _connect(experiment: Experiment) -> None:
                  num_gpus=gpus, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = settings.address or "a local Ray"
-        raise RayStartError(f"{experiment.path}: execution: cannot start or join {where}: "
+        raise ExecutionError(f"{experiment.path}: execution: cannot start or join {where}: "
                             f"{_first_line(error)}") from None
 
 

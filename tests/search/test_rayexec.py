@@ -25,6 +25,7 @@ from small_search import (
 )
 
 from sparsemod_dsl.search.engine import Search
+from sparsemod_dsl.search.execution import ExecutionError
 from sparsemod_dsl.search.experiment import load_experiment
 from sparsemod_dsl.search.journal import Journal
 
@@ -185,3 +186,24 @@ def test_a_driver_killed_with_trials_in_flight_resumes_without_losing_or_repeati
         if trial.status == "completed":
             assert journal.trial(trial.id).finished == trial.finished
     assert "was interrupted: running it again" in rerun.stdout + rerun.stderr
+
+
+def test_gpus_per_trial_on_a_ray_without_gpus_is_refused_before_any_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    importable(tmp_path, monkeypatch)
+    search = Search(load_experiment(write_search(tmp_path, execution="gpus_per_trial = 1")),
+                    report=lambda _: None)
+    with pytest.raises(ExecutionError, match="gpus_per_trial = 1, but the Ray cluster has 0"):
+        search.run()
+    assert not Journal(tmp_path / "results" / "journal.jsonl").trials()
+
+
+def test_workers_without_ray_installed_say_how_to_get_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    importable(tmp_path, monkeypatch)
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "sparsemod_dsl.search.rayexec", raising=False)
+    search = Search(load_experiment(write_search(tmp_path, execution="workers = 2")),
+                    report=lambda _: None)
+    with pytest.raises(ExecutionError, match=r"pip install 'sparsemod-dsl\[ray\]'"):
+        search.run()
