@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..errors import SparsemodError
+from ..errors import UsageError
 from .identity import extendable
 from .journal import RUN_EVENT, RUN_START_EVENT, SEARCH_EVENT
 from .results import STATE, ResultsError, write_atomic
@@ -34,8 +34,9 @@ FORMAT = 1
 EXTEND_EVENT = "extended"
 
 
-class ResumeError(SparsemodError):
-    """A results directory that belongs to another experiment or `.arch` file."""
+class ResumeError(UsageError):
+    """A results directory that belongs to another experiment or `.arch` file (exit 2:
+    the command asks for something the directory cannot give)."""
 
 
 @dataclass

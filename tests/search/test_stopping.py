@@ -164,6 +164,7 @@ def test_a_change_that_invalidates_earlier_trials_is_refused_naming_it(
     assert f"changed since it started: {named}. Use a new results directory" in message
     assert "stages.sobol" not in message
     assert len(Journal(tmp_path / "results" / "journal.jsonl").trials()) == 1
+    assert cli.main(["search", str(path)]) == 2  # a usage error: the command can be mended
 
 
 # --- a GPU asked for -------------------------------------------------------------------
