@@ -180,19 +180,18 @@ class Search:
     def _task(self, trial_id: int) -> Task:
         """What a worker needs to train a started trial: its parent's weights travel
         with it (workers share no filesystem with the driver)."""
-        trial = self.journal.trial(trial_id)
+        trials = self.journal.trials()
+        trial = next(t for t in trials if t.id == trial_id)
         weights = None if trial.parent is None else load_network_record(
             self.results, trial.parent).state_dict
         return Task(trial_id, trial.params, int(trial.extra.get("epochs", 1)), weights,
-                    peers(self.config, self.journal.trials(), trial, self.data.measure,
-                          self.pricer))
+                    peers(self.config, trials, trial, self.data.measure, self.pricer))
 
-    def _finish_trial(self, trial_id: int, outcome: Outcome) -> Trial:
+    def _finish_trial(self, trial_id: int, point: Point, outcome: Outcome) -> Trial:
         """Save a completed trial's network, journal its outcome, tell the strategy."""
         if outcome.status == "completed" and outcome.weights is not None:
             normalization = self.data.normalization
-            save_network(self.results, trial_id, outcome.weights, self.journal.trial(
-                trial_id).params, self.arch_source, {
+            save_network(self.results, trial_id, outcome.weights, point, self.arch_source, {
                     "val_error": outcome.metrics["error"],
                     "normalization": normalization and normalization.as_json()})
         self.journal.append({
@@ -212,7 +211,7 @@ class Search:
         trial_id = self._start(stage, point, epochs, parent, changes, trial_id)
         reason = self.infeasibility(point)
         if reason is not None:
-            return self._finish_trial(trial_id, Outcome("infeasible", reason))
+            return self._finish_trial(trial_id, point, Outcome("infeasible", reason))
         self.executor.submit(self._task(trial_id))
         return None
 
@@ -220,7 +219,7 @@ class Search:
         """Wait for the next trial to finish on the executor, and record it."""
         with self.timings.measure("training"):
             task, outcome = self.executor.next()
-        return self._finish_trial(task.trial, outcome)
+        return self._finish_trial(task.trial, task.point, outcome)
 
     # --- stages ---------------------------------------------------------------------------
 
@@ -286,14 +285,13 @@ class Search:
     def _rerun_interrupted(self) -> None:
         """Train again, under their ids, the trials a killed run left unfinished (all at
         once on Ray); the strategy sees every finished trial first."""
-        interrupted = []
+        waiting = []
         for trial in self.journal.trials():
             if trial.status == "interrupted":
                 self.report(f"trial {trial.id} was interrupted: running it again")
-                interrupted.append(trial)
+                waiting.append(trial)
             else:
                 self.strategy.observe(trial)
-        waiting = list(interrupted)
         while waiting or self.executor.running():
             while waiting and self.executor.free():
                 trial = waiting.pop(0)

@@ -31,6 +31,7 @@ from .prepare import clip, importable, load_prepared
 from .report import setup
 from .resize import resized
 from .results import JOURNAL, SETUP
+from .runner import trial_seed
 from .train import CALIBRATION_BATCHES, TrainConfig, batches, deployable, evaluate
 from .windows import setup_space
 
@@ -102,7 +103,7 @@ def export_trial(results: Path, trial_id: int, format: str, name: str | None = N
         program = standardized_program(program)
     data = resized(data, space.trace_input(trial.params))  # a searched input resolution
     config = clip(TrainConfig.from_point(trial.params, 0, False, "post", "cpu",
-                                         experiment.seed + trial_id), data)
+                                         trial_seed(experiment, trial_id)), data)
     test = batches(data.test, data, config, training=False)
     name = name or f"{space.name}_trial{trial_id}"
     if format in ("onnx", "onnx-int8"):

@@ -24,6 +24,7 @@ from torch.utils.data import ConcatDataset
 from .data import DataBundle, DataError
 from .experiment import FinalSettings
 from .objective import error_label, error_phrase, show_error
+from .runner import trial_seed
 from .scoring import SEED_STRIDE
 from .text import table
 from .trials import Trial, failure
@@ -100,7 +101,7 @@ def missing(search: Search, front: list[Trial]) -> list[tuple[Trial, int, int]]:
 def _retrain_once(search: Search, trial: Trial, index: int, epochs: int) -> dict[str, Any]:
     """One retraining of `trial` from scratch, as its journal event."""
     settings = search.config.final
-    seed = search.config.seed + trial.id + (FIRST_FINAL_SEED + index) * SEED_STRIDE
+    seed = trial_seed(search.config, trial.id) + (FIRST_FINAL_SEED + index) * SEED_STRIDE
     event: dict[str, Any] = {"event": FINAL_EVENT, "network": trial.id, "seed": index,
                              "epochs": epochs, "on_validation": settings.train_on_validation}
     try:  # user code runs here, as in a trial

@@ -54,10 +54,6 @@ class Worker:
     def evaluate(self, task: Task) -> Outcome:
         return self.runner.evaluate(task)
 
-    def pid(self) -> int:
-        """The worker's process id (what a test kills)."""
-        return os.getpid()
-
 
 class RayExecutor:
     """`[execution] workers` Ray actors, each training one trial at a time."""
